@@ -1,0 +1,377 @@
+//! One call's life: the caller's SIP leg, its media, and its IVR session.
+//! A task per call merges the leg's events, media events and the IVR's
+//! timer, feeds the sans-IO IVR engine and carries out its actions. Until the
+//! ACD exists, "queue" plays the menu's prompt then holds the caller on
+//! music, and "request callback" plays the confirmation and ends the call.
+
+use crate::config::RuntimeConfig;
+use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
+use crate::media::clock::MediaClock;
+use crate::media::dtmf::{info::parse_info_body, DigitSource};
+use crate::media::ports::PortPool;
+use crate::media::prompts::{Prompt, PromptLibrary};
+use crate::media::{MediaEvent, MediaSession, SessionSetup};
+use crate::metrics::{CallOutcome, Metrics};
+use crate::sdp;
+use crate::sip::{CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Everything calls share.
+pub struct CallContext {
+    pub config: RuntimeConfig,
+    pub ivr: Arc<IvrScript>,
+    pub prompts: Arc<PromptLibrary>,
+    pub hold_music: Option<Arc<Prompt>>,
+    pub clock: MediaClock,
+    pub ports: Arc<PortPool>,
+    pub metrics: Metrics,
+    /// Cancelled at shutdown: every call sends BYE and ends.
+    pub shutdown: CancellationToken,
+    pub tracker: tokio_util::task::TaskTracker,
+    next_id: AtomicU64,
+}
+
+impl CallContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: RuntimeConfig,
+        ivr: Arc<IvrScript>,
+        prompts: Arc<PromptLibrary>,
+        clock: MediaClock,
+        ports: Arc<PortPool>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let hold_music = prompts.get_extra("hold_music");
+        Arc::new(CallContext {
+            config,
+            ivr,
+            prompts,
+            hold_music,
+            clock,
+            ports,
+            metrics,
+            shutdown,
+            tracker: tokio_util::task::TaskTracker::new(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    fn prompt(&self, lang: &str, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts
+            .get(lang, name)
+            .or_else(|| self.prompts.get(&self.config.default_language, name))
+    }
+}
+
+/// The [`CallHandler`] the SIP adapter hands new calls to.
+pub struct Calls(pub Arc<CallContext>);
+
+impl CallHandler for Calls {
+    fn incoming(
+        &self,
+        call: IncomingCall,
+        leg: CallLeg,
+        events: mpsc::UnboundedReceiver<LegEvent>,
+    ) {
+        let ctx = Arc::clone(&self.0);
+        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("call", call_id = %call.call_id, id);
+        let tracker = ctx.tracker.clone();
+        tracker.spawn(
+            async move {
+                ctx.metrics.calls_active.inc();
+                let outcome = run_call(&ctx, id, call, leg, events).await;
+                ctx.metrics.calls_active.dec();
+                ctx.metrics.call_ended(outcome);
+                tracing::info!(outcome = outcome.as_str(), "call ended");
+            }
+            .instrument(span),
+        );
+    }
+
+    fn knows_number(&self, dialed: &str) -> bool {
+        self.0.config.numbers.contains_key(dialed)
+    }
+}
+
+async fn run_call(
+    ctx: &CallContext,
+    id: u64,
+    call: IncomingCall,
+    leg: CallLeg,
+    mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
+) -> CallOutcome {
+    tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
+    let Some(entry) = ctx.config.numbers.get(&call.dialed) else {
+        leg.reject(404, vec![]);
+        return CallOutcome::NotFound;
+    };
+    let port = match ctx.ports.allocate() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "no RTP port");
+            leg.reject(503, vec![]);
+            return CallOutcome::Unavailable;
+        }
+    };
+    let session_id = id ^ 0x6365_6e74;
+    // Offer in the INVITE: answer now. No offer: offer in the 200, answer in the ACK.
+    let negotiated = match &call.offer {
+        Some(offer) => match sdp::parse_offer(offer).and_then(|o| sdp::negotiate(&o)) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::debug!(error = %e, "SDP offer refused");
+                leg.reject(e.sip_status(), vec![]);
+                return CallOutcome::NoCodec;
+            }
+        },
+        None => None,
+    };
+    let local_sdp = match &negotiated {
+        Some(n) => sdp::build_answer(call.local_ip, port.port, n, session_id),
+        None => sdp::build_offer(call.local_ip, port.port, session_id),
+    };
+    if ctx.config.answer_after_ms > 0 {
+        leg.ringing();
+        let ring = tokio::time::sleep(Duration::from_millis(u64::from(ctx.config.answer_after_ms)));
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                _ = &mut ring => break,
+                _ = ctx.shutdown.cancelled() => {
+                    leg.reject(503, vec![]);
+                    return CallOutcome::Shutdown;
+                }
+                ev = leg_events.recv() => match ev {
+                    Some(LegEvent::Ended(LegEnd::Cancelled)) => return CallOutcome::Cancelled,
+                    Some(LegEvent::Ended(_)) | None => return CallOutcome::Failed,
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+    if !leg.answer(local_sdp) {
+        return CallOutcome::Failed;
+    }
+
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let mut port = Some(port);
+    let mut media: Option<MediaSession> = None;
+    let mut ivr = match IvrCall::new(
+        Arc::clone(&ctx.ivr),
+        entry,
+        &ctx.config.default_language,
+        Instant::now(),
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "IVR entry menu missing");
+            leg.hangup().await;
+            return CallOutcome::Failed;
+        }
+    };
+    let mut player = Player { token: 0 };
+    if let Some(n) = &negotiated {
+        media = start_media(ctx, id, &mut port, n, &media_tx);
+        if media.is_none() {
+            leg.hangup().await;
+            return CallOutcome::Failed;
+        }
+        ivr.handle_event(Instant::now(), IvrEvent::Answered);
+    }
+
+    let outcome = loop {
+        if let Some(out) = drain_ivr(ctx, &mut ivr, media.as_ref(), &mut player, &leg).await {
+            break out;
+        }
+        let deadline = ivr.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => {
+                leg.hangup().await;
+                break CallOutcome::Shutdown;
+            }
+            _ = sleep => ivr.handle_timeout(Instant::now()),
+            ev = leg_events.recv() => match ev {
+                None => break CallOutcome::Failed,
+                Some(LegEvent::Ended(end)) => break match end {
+                    LegEnd::CallerBye => CallOutcome::CallerHangup,
+                    LegEnd::Cancelled => CallOutcome::Cancelled,
+                    LegEnd::OurBye => CallOutcome::IvrHangup,
+                    LegEnd::Timeout => CallOutcome::Timeout,
+                    LegEnd::Other(_) => CallOutcome::Failed,
+                },
+                Some(LegEvent::Confirmed { ack_body }) => {
+                    if media.is_none() {
+                        let answer = ack_body.ok_or_else(|| sdp::SdpError::Malformed("no SDP answer in the ACK".into())).and_then(|b| sdp::parse_answer(&b));
+                        match answer {
+                            Ok(n) => media = start_media(ctx, id, &mut port, &n, &media_tx),
+                            Err(e) => tracing::debug!(error = %e, "no usable SDP answer in the ACK"),
+                        }
+                        if media.is_none() {
+                            leg.hangup().await;
+                            break CallOutcome::NoCodec;
+                        }
+                        ivr.handle_event(Instant::now(), IvrEvent::Answered);
+                    }
+                }
+                Some(LegEvent::Info { content_type, body, reply }) => match parse_info_body(&content_type, &body) {
+                    Ok(digit) => {
+                        reply.reply(200).await;
+                        on_digit(ctx, &mut ivr, digit, DigitSource::Info);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "INFO refused");
+                        reply.reply(415).await;
+                    }
+                },
+            },
+            ev = media_rx.recv() => match ev {
+                Some(MediaEvent::Digit { digit, source }) => on_digit(ctx, &mut ivr, digit, source),
+                Some(MediaEvent::PlaybackFinished { token }) if token == player.token => {
+                    ivr.handle_event(Instant::now(), IvrEvent::PlaybackFinished)
+                }
+                Some(MediaEvent::PlaybackFinished { .. }) => {}
+                Some(MediaEvent::RtpTimeout) => {
+                    tracing::info!("no RTP from the caller: ending the call");
+                    leg.hangup().await;
+                    break CallOutcome::Timeout;
+                }
+                None => break CallOutcome::Failed,
+            },
+        }
+    };
+    drop(media);
+    outcome
+}
+
+fn on_digit(ctx: &CallContext, ivr: &mut IvrCall, digit: char, source: DigitSource) {
+    ctx.metrics
+        .dtmf_digits
+        .with_label_values(&[source.as_str()])
+        .inc();
+    tracing::debug!(%digit, source = source.as_str(), "digit");
+    ivr.handle_event(Instant::now(), IvrEvent::Digit(digit));
+}
+
+fn start_media(
+    ctx: &CallContext,
+    id: u64,
+    port: &mut Option<crate::media::ports::RtpPort>,
+    n: &sdp::Negotiated,
+    events: &mpsc::UnboundedSender<MediaEvent>,
+) -> Option<MediaSession> {
+    let port = port.take()?;
+    let setup = SessionSetup {
+        id,
+        port,
+        peer: n.remote_rtp,
+        codec: n.codec,
+        dtmf_pt: n.dtmf_pt,
+        inband_dtmf: ctx.config.inband_dtmf,
+        rtp_timeout: Duration::from_secs(u64::from(ctx.config.rtp_timeout_secs)),
+        events: events.clone(),
+    };
+    match MediaSession::start(setup, &ctx.clock, &ctx.metrics) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start media");
+            None
+        }
+    }
+}
+
+/// The playlist token of the call's current playback.
+struct Player {
+    token: u64,
+}
+
+/// Carry out every pending IVR action; `Some(outcome)` ends the call.
+async fn drain_ivr(
+    ctx: &CallContext,
+    ivr: &mut IvrCall,
+    media: Option<&MediaSession>,
+    player: &mut Player,
+    leg: &CallLeg,
+) -> Option<CallOutcome> {
+    while let Some(action) = ivr.poll_action() {
+        match action {
+            IvrAction::Play {
+                language, prompts, ..
+            } => {
+                let list: Vec<Arc<Prompt>> = prompts
+                    .iter()
+                    .filter_map(|p| ctx.prompt(&language, p))
+                    .collect();
+                player.token += 1;
+                if let Some(m) = media {
+                    m.play(list, player.token);
+                }
+            }
+            IvrAction::StopPlayback => {
+                player.token += 1;
+                if let Some(m) = media {
+                    m.stop_playback();
+                }
+            }
+            IvrAction::EnteredMenu { menu } => {
+                ctx.metrics
+                    .ivr_menu_entries
+                    .with_label_values(&[&menu])
+                    .inc();
+                tracing::debug!(%menu, "entered menu");
+            }
+            IvrAction::LanguageChosen { language } => tracing::debug!(%language, "language chosen"),
+            IvrAction::FieldCollected { name, value } => {
+                tracing::debug!(%name, %value, "field collected")
+            }
+            IvrAction::Queue {
+                queue,
+                priority,
+                prompt,
+            } => {
+                tracing::info!(%queue, priority, "queued (holding on music until the ACD exists)");
+                ctx.metrics
+                    .ivr_queue_requests
+                    .with_label_values(&[&queue])
+                    .inc();
+                if let Some(m) = media {
+                    let lang = ivr.language().to_string();
+                    let mut list: Vec<Arc<Prompt>> =
+                        prompt.iter().filter_map(|p| ctx.prompt(&lang, p)).collect();
+                    list.extend(ctx.prompt(&lang, "queue_wait"));
+                    player.token += 1;
+                    m.play(list, player.token);
+                    m.set_background(ctx.hold_music.clone());
+                }
+            }
+            IvrAction::RequestCallback {
+                queue,
+                number_field,
+            } => {
+                tracing::info!(%queue, ?number_field, "callback requested (recorded when the ACD exists)");
+                ctx.metrics
+                    .ivr_callback_requests
+                    .with_label_values(&[&queue])
+                    .inc();
+            }
+            IvrAction::Hangup { reason } => {
+                tracing::debug!(%reason, "IVR hangs up");
+                leg.hangup().await;
+                return Some(CallOutcome::IvrHangup);
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,480 @@
+//! The operator's configuration: `config/centralita.toml`, read with serde
+//! (`deny_unknown_fields`, defaults as named functions), validated into a
+//! typed [`RuntimeConfig`] before anything starts. Every error names the file
+//! and the key and says what was expected. Paths in the file are relative to
+//! the file's own directory, so the controller does not depend on its working
+//! directory.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// A configuration problem: which file, which key, what was expected.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub sip: SipSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub media: MediaSection,
+    #[serde(default)]
+    pub ivr: IvrSection,
+    /// Dialed number (Request-URI user) → IVR entry menu.
+    #[serde(default)]
+    pub numbers: BTreeMap<String, String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    #[serde(default = "default_sip_listen")]
+    pub listen: String,
+    /// Address written into Contact, Via and SDP `c=`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Seconds a client waits before retrying when we refuse calls (503).
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
+    /// Ring the caller (180) this long before answering; 0 answers at once.
+    #[serde(default)]
+    pub answer_after_ms: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    #[serde(default = "default_rtp_ports")]
+    pub rtp_ports: String,
+    #[serde(default = "default_sounds_dir")]
+    pub sounds_dir: String,
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    #[serde(default = "default_language")]
+    pub default_language: String,
+    /// Hold music, a path under `sounds_dir` without `.wav`.
+    #[serde(default = "default_hold_music")]
+    pub hold_music: String,
+    /// A call whose peer sends no RTP for this long is ended.
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_secs: u32,
+    /// Detect in-band DTMF tones in the caller's audio.
+    #[serde(default = "default_true")]
+    pub inband_dtmf: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IvrSection {
+    #[serde(default = "default_ivr_dir")]
+    pub dir: String,
+}
+
+fn default_sip_listen() -> String {
+    "0.0.0.0:5060".into()
+}
+fn default_user_agent() -> String {
+    "centralita".into()
+}
+fn default_retry_after() -> u32 {
+    30
+}
+fn default_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_rtp_ports() -> String {
+    "20000-39999".into()
+}
+fn default_sounds_dir() -> String {
+    "../sounds".into()
+}
+fn default_languages() -> Vec<String> {
+    vec!["es".into(), "en".into()]
+}
+fn default_language() -> String {
+    "es".into()
+}
+fn default_hold_music() -> String {
+    "music/hold".into()
+}
+fn default_rtp_timeout() -> u32 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ivr_dir() -> String {
+    "../ivr".into()
+}
+fn default_data_dir() -> String {
+    "../data".into()
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            listen: default_sip_listen(),
+            advertise: None,
+            user_agent: default_user_agent(),
+            retry_after_secs: default_retry_after(),
+            answer_after_ms: 0,
+        }
+    }
+}
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_http_listen(),
+        }
+    }
+}
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            rtp_ports: default_rtp_ports(),
+            sounds_dir: default_sounds_dir(),
+            languages: default_languages(),
+            default_language: default_language(),
+            hold_music: default_hold_music(),
+            rtp_timeout_secs: default_rtp_timeout(),
+            inband_dtmf: true,
+        }
+    }
+}
+impl Default for IvrSection {
+    fn default() -> Self {
+        IvrSection {
+            dir: default_ivr_dir(),
+        }
+    }
+}
+
+/// An inclusive range of UDP ports for RTP; `low` is even and the range
+/// holds at least one even/odd pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or("expected LOW-HIGH, e.g. 20000-39999")?;
+        let low: u16 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad low port {a:?}"))?;
+        let high: u16 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad high port {b:?}"))?;
+        if low < 1024 || high <= low {
+            return Err("expected 1024 <= LOW < HIGH".into());
+        }
+        let low = low + (low % 2);
+        if high < low + 1 {
+            return Err("the range must hold at least one even/odd port pair".into());
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+/// What the command line may override; `None` keeps the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub sip_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub rtp_ports: Option<PortRange>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The validated configuration the controller runs on.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub config_file: PathBuf,
+    pub sip_listen: SocketAddr,
+    pub advertise: Option<IpAddr>,
+    pub user_agent: String,
+    pub retry_after_secs: u32,
+    pub answer_after_ms: u32,
+    pub http_listen: SocketAddr,
+    pub rtp_ports: PortRange,
+    pub sounds_dir: PathBuf,
+    pub languages: Vec<String>,
+    pub default_language: String,
+    pub hold_music: String,
+    pub rtp_timeout_secs: u32,
+    pub inband_dtmf: bool,
+    pub ivr_dir: PathBuf,
+    pub numbers: BTreeMap<String, String>,
+    pub data_dir: PathBuf,
+}
+
+impl RuntimeConfig {
+    /// Read and validate a config file, applying command-line overrides.
+    /// Returns every problem found, not just the first.
+    pub fn load(path: &Path, ov: &Overrides) -> Result<RuntimeConfig, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: file.clone(),
+                key: "-".into(),
+                message: format!("cannot read the file: {e}"),
+            }]
+        })?;
+        Self::from_toml(&text, path, ov)
+    }
+
+    /// Validate config text as if read from `path`.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        ov: &Overrides,
+    ) -> Result<RuntimeConfig, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let parsed: FileConfig = toml::from_str(text).map_err(|e| {
+            let (key, line) = match e.span() {
+                Some(span) => key_at(text, span.start),
+                None => ("-".to_string(), String::new()),
+            };
+            vec![ConfigError {
+                file: file.clone(),
+                key,
+                message: format!("{}{line}", e.message().trim()),
+            }]
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::validate(parsed, &file, &base, ov)
+    }
+
+    fn validate(
+        f: FileConfig,
+        file: &str,
+        base: &Path,
+        ov: &Overrides,
+    ) -> Result<RuntimeConfig, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, message: String| {
+            errors.push(ConfigError {
+                file: file.to_string(),
+                key: key.to_string(),
+                message,
+            })
+        };
+        let sip_listen = ov.sip_listen.or_else(|| match f.sip.listen.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                err(
+                    "sip.listen",
+                    format!("expected ADDR:PORT, got {:?}", f.sip.listen),
+                );
+                None
+            }
+        });
+        let advertise = match &f.sip.advertise {
+            None => None,
+            Some(a) => match a.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() => Some(ip),
+                _ => {
+                    err(
+                        "sip.advertise",
+                        format!("expected an IP address (never a host name), got {a:?}"),
+                    );
+                    None
+                }
+            },
+        };
+        let http_listen = ov.http_listen.or_else(|| match f.http.listen.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                err(
+                    "http.listen",
+                    format!("expected ADDR:PORT, got {:?}", f.http.listen),
+                );
+                None
+            }
+        });
+        let rtp_ports = ov
+            .rtp_ports
+            .or_else(|| match f.media.rtp_ports.parse::<PortRange>() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    err("media.rtp_ports", e);
+                    None
+                }
+            });
+        if f.media.languages.is_empty() {
+            err(
+                "media.languages",
+                "expected at least one language, e.g. [\"es\", \"en\"]".into(),
+            );
+        }
+        if !f.media.languages.contains(&f.media.default_language) {
+            err(
+                "media.default_language",
+                format!(
+                    "{:?} is not one of media.languages",
+                    f.media.default_language
+                ),
+            );
+        }
+        if !(5..=3600).contains(&f.media.rtp_timeout_secs) {
+            err("media.rtp_timeout_secs", "expected 5..=3600".into());
+        }
+        if f.sip.answer_after_ms > 60_000 {
+            err("sip.answer_after_ms", "expected 0..=60000".into());
+        }
+        if f.numbers.is_empty() {
+            err(
+                "numbers",
+                "expected at least one dialed number, e.g. soporte = \"idioma\"".into(),
+            );
+        }
+        for n in f.numbers.keys() {
+            if n.is_empty() || n.contains(['@', ':', ';', ' ']) {
+                err(
+                    &format!("numbers.{n}"),
+                    "expected a Request-URI user part".into(),
+                );
+            }
+        }
+        let (Some(sip_listen), Some(http_listen), Some(rtp_ports), true) =
+            (sip_listen, http_listen, rtp_ports, errors.is_empty())
+        else {
+            return Err(errors);
+        };
+        Ok(RuntimeConfig {
+            config_file: PathBuf::from(file),
+            sip_listen,
+            advertise,
+            user_agent: f.sip.user_agent,
+            retry_after_secs: f.sip.retry_after_secs,
+            answer_after_ms: f.sip.answer_after_ms,
+            http_listen,
+            rtp_ports,
+            sounds_dir: base.join(f.media.sounds_dir),
+            languages: f.media.languages,
+            default_language: f.media.default_language,
+            hold_music: f.media.hold_music,
+            rtp_timeout_secs: f.media.rtp_timeout_secs,
+            inband_dtmf: f.media.inband_dtmf,
+            ivr_dir: base.join(f.ivr.dir),
+            numbers: f.numbers,
+            data_dir: ov.data_dir.clone().unwrap_or_else(|| base.join(f.data_dir)),
+        })
+    }
+}
+
+/// The dotted key and " (line N)" for a byte offset of a TOML text: the
+/// table header above the offset plus the key written on its line.
+fn key_at(text: &str, offset: usize) -> (String, String) {
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let mut section = String::new();
+    for l in text[..offset].lines() {
+        let t = l.trim();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let name = line
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('"');
+    let key = match (section.is_empty(), name.is_empty() || name.starts_with('[')) {
+        (true, true) => "-".to_string(),
+        (true, false) => name.to_string(),
+        (false, true) => section,
+        (false, false) => format!("{section}.{name}"),
+    };
+    (key, format!(" (line {line_no})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/centralita.toml"
+        ));
+        let cfg = RuntimeConfig::load(path, &Overrides::default()).expect("shipped config loads");
+        assert_eq!(
+            cfg.numbers.get("soporte").map(String::as_str),
+            Some("idioma")
+        );
+        assert_eq!(
+            cfg.rtp_ports,
+            PortRange {
+                low: 20000,
+                high: 39999
+            }
+        );
+        assert!(cfg.sounds_dir.join("es").is_dir());
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let text = "[sip]\nlisten = \"nonsense\"\n[media]\nrtp_ports = \"5-3\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("x/c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"sip.listen"), "{errs:?}");
+        assert!(keys.contains(&"media.rtp_ports"), "{errs:?}");
+        assert!(keys.contains(&"numbers"), "{errs:?}");
+        assert!(errs.iter().all(|e| e.file == "x/c.toml"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_line() {
+        let text =
+            "[numbers]\nsoporte = \"idioma\"\n[sip]\nlisten = \"0.0.0.0:5060\"\nlistne = 1\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        assert!(errs[0].message.contains("listne"), "{errs:?}");
+        assert_eq!(errs[0].key, "sip.listne", "{errs:?}");
+        assert!(errs[0].message.contains("line 5"), "{errs:?}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n";
+        let ov = Overrides {
+            sip_listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..Overrides::default()
+        };
+        let cfg = RuntimeConfig::from_toml(text, Path::new("c.toml"), &ov).expect("valid");
+        assert_eq!(cfg.sip_listen.to_string(), "127.0.0.1:0");
+        assert_eq!(cfg.http_listen.to_string(), "127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,52 @@
+//! The HTTP listener: `/health` and `/metrics` (Prometheus text). Later
+//! issues add the REST API and the agent desk here.
+
+use crate::metrics::Metrics;
+use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Metrics,
+    draining: Arc<AtomicBool>,
+}
+
+/// Build the router.
+pub fn router(metrics: Metrics, draining: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .with_state(AppState { metrics, draining })
+}
+
+async fn health(State(st): State<AppState>) -> impl IntoResponse {
+    let draining = st.draining.load(Ordering::SeqCst);
+    let status = if draining { "draining" } else { "ok" };
+    let code = if draining {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (
+        code,
+        Json(
+            serde_json::json!({ "status": status, "calls_active": st.metrics.calls_active.get() }),
+        ),
+    )
+}
+
+async fn metrics_text(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": "not found" })),
+    )
+}

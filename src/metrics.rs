@@ -1,0 +1,264 @@
+//! Every metric centralita exports, defined once, as handles built at start.
+//!
+//! Each server instance owns its own registry, so in-process tests that run
+//! several servers side by side read their own figures. Names follow
+//! `centralita_…`, counters end in `_total`, units in `_seconds`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// How a call ended, the label of `centralita_calls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The caller hung up (BYE) after being answered.
+    CallerHangup,
+    /// The IVR ended the call (goodbye, callback requested).
+    IvrHangup,
+    /// CANCEL before the answer.
+    Cancelled,
+    /// Dialed number not configured (404).
+    NotFound,
+    /// No common codec or bad SDP (488/400).
+    NoCodec,
+    /// Refused while shutting down or overloaded (503).
+    Unavailable,
+    /// The caller never sent the ACK, or media stopped flowing.
+    Timeout,
+    /// Ended by the controller's shutdown.
+    Shutdown,
+    /// Anything else that went wrong on our side.
+    Failed,
+}
+
+impl CallOutcome {
+    pub const ALL: [CallOutcome; 9] = [
+        CallOutcome::CallerHangup,
+        CallOutcome::IvrHangup,
+        CallOutcome::Cancelled,
+        CallOutcome::NotFound,
+        CallOutcome::NoCodec,
+        CallOutcome::Unavailable,
+        CallOutcome::Timeout,
+        CallOutcome::Shutdown,
+        CallOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::CallerHangup => "caller_hangup",
+            CallOutcome::IvrHangup => "ivr_hangup",
+            CallOutcome::Cancelled => "cancelled",
+            CallOutcome::NotFound => "not_found",
+            CallOutcome::NoCodec => "no_codec",
+            CallOutcome::Unavailable => "unavailable",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::Shutdown => "shutdown",
+            CallOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Metric handles. Cheap to clone (each handle is an `Arc` inside).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub calls: IntCounterVec,
+    pub calls_active: IntGauge,
+    pub ivr_menu_entries: IntCounterVec,
+    pub ivr_queue_requests: IntCounterVec,
+    pub ivr_callback_requests: IntCounterVec,
+    pub dtmf_digits: IntCounterVec,
+    pub sip_requests: IntCounterVec,
+    pub sip_responses: IntCounterVec,
+    pub sip_dropped: IntCounterVec,
+    pub sip_refused: IntCounterVec,
+    pub rtp_packets_sent: IntCounter,
+    pub rtp_packets_received: IntCounter,
+    pub rtp_packets_ignored: IntCounterVec,
+    pub rtp_send_lateness: Histogram,
+    pub rtp_ports_in_use: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let calls = counter_vec(
+            &registry,
+            "centralita_calls_total",
+            "Calls ended, by outcome",
+            &["outcome"],
+        );
+        for o in CallOutcome::ALL {
+            calls.with_label_values(&[o.as_str()]);
+        }
+        let calls_active = gauge(
+            &registry,
+            "centralita_calls_active",
+            "Calls in progress (answered or ringing)",
+        );
+        let ivr_menu_entries = counter_vec(
+            &registry,
+            "centralita_ivr_menu_entries_total",
+            "Entries into each IVR menu",
+            &["menu"],
+        );
+        let ivr_queue_requests = counter_vec(
+            &registry,
+            "centralita_ivr_queue_requests_total",
+            "Calls the IVR handed to each queue",
+            &["queue"],
+        );
+        let ivr_callback_requests = counter_vec(
+            &registry,
+            "centralita_ivr_callback_requests_total",
+            "Callback requests made in the IVR, by queue",
+            &["queue"],
+        );
+        let dtmf_digits = counter_vec(
+            &registry,
+            "centralita_dtmf_digits_total",
+            "DTMF digits received, by source (rfc4733, info, inband)",
+            &["source"],
+        );
+        for s in ["rfc4733", "info", "inband"] {
+            dtmf_digits.with_label_values(&[s]);
+        }
+        let sip_requests = counter_vec(
+            &registry,
+            "centralita_sip_requests_total",
+            "SIP requests, by method and direction (in, out)",
+            &["method", "direction"],
+        );
+        let sip_responses = counter_vec(
+            &registry,
+            "centralita_sip_responses_total",
+            "SIP responses, by CSeq method, class (1xx..6xx) and direction (in, out)",
+            &["method", "class", "direction"],
+        );
+        let sip_dropped = counter_vec(
+            &registry,
+            "centralita_sip_messages_dropped_total",
+            "SIP messages dropped unanswered, by reason",
+            &["reason"],
+        );
+        let sip_refused = counter_vec(
+            &registry,
+            "centralita_sip_messages_refused_total",
+            "Malformed or unsupported SIP requests refused by the socket front, by status",
+            &["status"],
+        );
+        let rtp_packets_sent = counter(
+            &registry,
+            "centralita_rtp_packets_sent_total",
+            "RTP packets sent",
+        );
+        let rtp_packets_received = counter(
+            &registry,
+            "centralita_rtp_packets_received_total",
+            "RTP packets received from a call's peer",
+        );
+        let rtp_packets_ignored = counter_vec(
+            &registry,
+            "centralita_rtp_packets_ignored_total",
+            "RTP packets ignored, by reason (wrong_source, malformed, unknown_payload)",
+            &["reason"],
+        );
+        let rtp_send_lateness = Histogram::with_opts(
+            HistogramOpts::new(
+                "centralita_rtp_send_lateness_seconds",
+                "How late each RTP send was against its 20 ms slot",
+            )
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]),
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(rtp_send_lateness.clone()))
+            .expect("unique metric");
+        let rtp_ports_in_use = gauge(
+            &registry,
+            "centralita_rtp_ports_in_use",
+            "RTP ports held by calls",
+        );
+        Metrics {
+            registry,
+            calls,
+            calls_active,
+            ivr_menu_entries,
+            ivr_queue_requests,
+            ivr_callback_requests,
+            dtmf_digits,
+            sip_requests,
+            sip_responses,
+            sip_dropped,
+            sip_refused,
+            rtp_packets_sent,
+            rtp_packets_received,
+            rtp_packets_ignored,
+            rtp_send_lateness,
+            rtp_ports_in_use,
+        }
+    }
+
+    pub fn call_ended(&self, outcome: CallOutcome) {
+        self.calls.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    pub fn dropped(&self, reason: &str) {
+        self.sip_dropped.with_label_values(&[reason]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// Metric definitions are static strings: registering them can only fail on a
+// programming error (a duplicate name), caught by every test that starts a
+// server.
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family() {
+        let m = Metrics::new();
+        m.call_ended(CallOutcome::CallerHangup);
+        m.rtp_send_lateness.observe(0.001);
+        let text = m.render();
+        assert!(text.contains("centralita_calls_total{outcome=\"caller_hangup\"} 1"));
+        assert!(text.contains("centralita_dtmf_digits_total{source=\"inband\"} 0"));
+        assert!(text.contains("centralita_rtp_send_lateness_seconds_bucket"));
+    }
+}

@@ -1,0 +1,177 @@
+//! Wiring: load everything (config, IVR, sounds), then start the media
+//! clock, the SIP stack, the calls and the HTTP listener; and stop them in
+//! order on shutdown.
+
+use crate::call::{CallContext, Calls};
+use crate::config::{Overrides, RuntimeConfig};
+use crate::ivr::IvrScript;
+use crate::media::clock::{ClockCommand, MediaClock};
+use crate::media::ports::PortPool;
+use crate::media::prompts::PromptLibrary;
+use crate::metrics::Metrics;
+use crate::sip::{SipStack, StackOptions};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything read from disk, validated.
+pub struct Loaded {
+    pub config: RuntimeConfig,
+    pub ivr: Arc<IvrScript>,
+    pub prompts: Arc<PromptLibrary>,
+}
+
+/// Load the config, every IVR file and every sound they name. Returns every
+/// problem found, each naming its file (and key where there is one).
+pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String>> {
+    let config = RuntimeConfig::load(config_path, ov)
+        .map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut problems = Vec::new();
+    let ivr = match IvrScript::load_dir(&config.ivr_dir) {
+        Ok(s) => Some(s),
+        Err(es) => {
+            problems.extend(es.iter().map(ToString::to_string));
+            None
+        }
+    };
+    let Some(ivr) = ivr else {
+        return Err(problems);
+    };
+    for (number, menu) in &config.numbers {
+        if !ivr.has_menu(menu) {
+            problems.push(format!(
+                "{}: numbers.{number}: menu {menu:?} is not defined in {}",
+                config.config_file.display(),
+                config.ivr_dir.display()
+            ));
+        }
+    }
+    let names = ivr.prompt_names();
+    let extra = vec![(
+        "hold_music".to_string(),
+        format!("{}.wav", config.hold_music),
+    )];
+    let prompts = match PromptLibrary::load(&config.sounds_dir, &config.languages, &names, &extra) {
+        Ok(p) => Some(p),
+        Err(es) => {
+            problems.extend(es.iter().map(ToString::to_string));
+            None
+        }
+    };
+    match (prompts, problems.is_empty()) {
+        (Some(prompts), true) => Ok(Loaded {
+            config,
+            ivr: Arc::new(ivr),
+            prompts: Arc::new(prompts),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Test and benchmark knobs that are not operator configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Shortened SIP T1 (tests of retransmission timing).
+    pub sip_t1: Option<Duration>,
+}
+
+/// A running controller.
+pub struct Server {
+    pub sip_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub metrics: Metrics,
+    ctx: Arc<CallContext>,
+    stack: SipStack,
+    draining: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    clock: MediaClock,
+    clock_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(loaded: Loaded, opts: ServerOptions) -> anyhow::Result<Server> {
+        let Loaded {
+            config,
+            ivr,
+            prompts,
+        } = loaded;
+        let metrics = Metrics::new();
+        let cancel = CancellationToken::new();
+        let (clock, clock_thread) = MediaClock::start(metrics.clone())?;
+        let ports = PortPool::new(
+            config.rtp_ports,
+            config.sip_listen.ip(),
+            metrics.rtp_ports_in_use.clone(),
+        );
+        let ctx = CallContext::new(
+            config.clone(),
+            ivr,
+            prompts,
+            clock.clone(),
+            ports,
+            metrics.clone(),
+            cancel.child_token(),
+        );
+        let stack_opts = StackOptions {
+            advertise: config.advertise,
+            user_agent: config.user_agent.clone(),
+            retry_after_secs: config.retry_after_secs,
+            t1: opts.sip_t1,
+        };
+        let handler = Arc::new(Calls(Arc::clone(&ctx)));
+        let stack = SipStack::start(
+            config.sip_listen,
+            stack_opts,
+            metrics.clone(),
+            handler,
+            cancel.clone(),
+        )
+        .await?;
+        let draining = Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
+        let http_addr = listener.local_addr()?;
+        let app = crate::http::router(metrics.clone(), Arc::clone(&draining));
+        let http_cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+                .await;
+        });
+        tracing::info!(sip = %stack.local_addr, http = %http_addr, "centralita is taking calls");
+        Ok(Server {
+            sip_addr: stack.local_addr,
+            http_addr,
+            metrics,
+            ctx,
+            stack,
+            draining,
+            cancel,
+            clock,
+            clock_thread: Some(clock_thread),
+        })
+    }
+
+    /// Stop taking calls (503), send BYE to the active ones, and stop —
+    /// without waiting for transaction timers. Bounded to a few seconds.
+    pub async fn shutdown(mut self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.stack.stop_accepting();
+        self.ctx.shutdown.cancel();
+        self.ctx.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(3), self.ctx.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some calls did not end within 3 s");
+        }
+        self.stack.shutdown();
+        self.cancel.cancel();
+        self.clock.send(ClockCommand::Shutdown);
+        if let Some(t) = self.clock_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}

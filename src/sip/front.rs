@@ -1,0 +1,322 @@
+//! The socket front: owns the SIP UDP socket and TCP listener, looks at every
+//! message before rsipstack does, and answers or drops what rsipstack would
+//! drop silently (garbage, unknown methods, bad framing, wrong version…),
+//! counting each. What passes is handed to rsipstack through [`FrontSocket`],
+//! our implementation of its UDP socket seam, so rsipstack keeps its real
+//! UDP transaction behaviour (retransmissions, absorbing repeats).
+//!
+//! Every response goes to the source address and port of the request (the
+//! Via gets `received`/`rport`), never to a host named in a message.
+
+use super::raw::{self, FrontError, StartLine};
+use crate::metrics::Metrics;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long the branch of a request we sent stays known, so its responses
+/// are let through; responses to anything else are stray and dropped.
+const CLIENT_BRANCH_TTL: Duration = Duration::from_secs(300);
+
+/// Shared state of the front.
+pub struct Front {
+    socket: Arc<UdpSocket>,
+    to_stack: mpsc::Sender<(Vec<u8>, SocketAddr)>,
+    metrics: Metrics,
+    client_branches: Mutex<HashMap<String, Instant>>,
+    local_addrs: Mutex<HashMap<IpAddr, IpAddr>>,
+}
+
+/// rsipstack's end of the front: reads what the front let through, sends
+/// through the real socket (counting what goes out).
+pub struct FrontSocket {
+    front: Arc<Front>,
+    from_front: tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
+}
+
+impl Front {
+    /// Wrap a bound UDP socket. Returns the front and the socket rsipstack reads.
+    pub fn new(socket: UdpSocket, metrics: Metrics) -> (Arc<Front>, FrontSocket) {
+        let (tx, rx) = mpsc::channel(4096);
+        let front = Arc::new(Front {
+            socket: Arc::new(socket),
+            to_stack: tx,
+            metrics,
+            client_branches: Mutex::new(HashMap::new()),
+            local_addrs: Mutex::new(HashMap::new()),
+        });
+        let fs = FrontSocket {
+            front: Arc::clone(&front),
+            from_front: tokio::sync::Mutex::new(rx),
+        };
+        (front, fs)
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Read datagrams until cancelled.
+    pub async fn run_udp(self: Arc<Self>, cancel: CancellationToken) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (len, src) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "udp recv error");
+                        continue;
+                    }
+                },
+            };
+            self.on_datagram(&buf[..len], src).await;
+        }
+    }
+
+    async fn on_datagram(&self, data: &[u8], src: SocketAddr) {
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            // RFC 5626 keep-alive: a CRLFCRLF ping gets a CRLF pong.
+            if data == b"\r\n\r\n" {
+                let _ = self.socket.send_to(b"\r\n", src).await;
+            }
+            return;
+        }
+        let msg = match raw::split(data, true) {
+            Ok(m) => m,
+            Err(FrontError::Unframed(reason)) | Err(FrontError::DropResponse(reason)) => {
+                tracing::debug!(%src, reason, "dropped unframed datagram");
+                self.metrics.dropped("unparsable");
+                return;
+            }
+            Err(FrontError::Refuse { .. }) => {
+                self.metrics.dropped("unparsable");
+                return;
+            }
+        };
+        match msg.start {
+            StartLine::Response { code, .. } => {
+                let method = msg.cseq_method().unwrap_or("?");
+                if msg.problem.is_some()
+                    || rsipstack::sip::SipMessage::try_from(&data[..msg.framed_len]).is_err()
+                {
+                    self.metrics.dropped("malformed_response");
+                    return;
+                }
+                let known = msg.top_branch().is_some_and(|b| self.is_client_branch(b));
+                if !known {
+                    self.metrics.dropped("stray_response");
+                    return;
+                }
+                self.metrics
+                    .sip_responses
+                    .with_label_values(&[method_label(method), class_label(code), "in"])
+                    .inc();
+                self.forward(&data[..msg.framed_len], src).await;
+            }
+            StartLine::Request { method, .. } => {
+                self.metrics
+                    .sip_requests
+                    .with_label_values(&[method_label(method), "in"])
+                    .inc();
+                let verdict = raw::check_request(&msg).and_then(|()| {
+                    rsipstack::sip::SipMessage::try_from(&data[..msg.framed_len])
+                        .map(|_| ())
+                        .map_err(|e| FrontError::Refuse {
+                            status: 400,
+                            reason: "Bad Request",
+                            detail: e.to_string(),
+                        })
+                });
+                match verdict {
+                    Ok(()) => self.forward(&data[..msg.framed_len], src).await,
+                    Err(FrontError::Refuse {
+                        status,
+                        reason,
+                        detail,
+                    }) => {
+                        if method == "ACK" {
+                            self.metrics.dropped("malformed_ack");
+                            return;
+                        }
+                        tracing::debug!(%src, status, detail, "refused request");
+                        let extra = raw::refusal_headers(status, &detail);
+                        let extra: Vec<(&str, &str)> =
+                            extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                        let mut resp = raw::build_response(&msg, status, reason, &extra);
+                        add_received(&mut resp, src);
+                        self.metrics
+                            .sip_refused
+                            .with_label_values(&[&status.to_string()])
+                            .inc();
+                        self.send_counted(&resp, src).await;
+                    }
+                    Err(_) => self.metrics.dropped("unparsable"),
+                }
+            }
+        }
+    }
+
+    async fn forward(&self, bytes: &[u8], src: SocketAddr) {
+        if self.to_stack.send((bytes.to_vec(), src)).await.is_err() {
+            self.metrics.dropped("stack_stopped");
+        }
+    }
+
+    fn is_client_branch(&self, branch: &str) -> bool {
+        self.client_branches
+            .lock()
+            .map(|m| m.contains_key(branch))
+            .unwrap_or(false)
+    }
+
+    fn remember_client_branch(&self, branch: &str) {
+        if let Ok(mut m) = self.client_branches.lock() {
+            let now = Instant::now();
+            if m.len() > 10_000 {
+                m.retain(|_, t| now.duration_since(*t) < CLIENT_BRANCH_TTL);
+            }
+            m.insert(branch.to_string(), now);
+        }
+    }
+
+    /// Send bytes, counting requests and responses by method and class.
+    async fn send_counted(&self, bytes: &[u8], dst: SocketAddr) {
+        if let Ok(m) = raw::split(bytes, true) {
+            match m.start {
+                StartLine::Request { method, .. } => {
+                    if let Some(b) = m.top_branch() {
+                        self.remember_client_branch(b);
+                    }
+                    self.metrics
+                        .sip_requests
+                        .with_label_values(&[method_label(method), "out"])
+                        .inc();
+                }
+                StartLine::Response { code, .. } => {
+                    let method = m.cseq_method().unwrap_or("?");
+                    self.metrics
+                        .sip_responses
+                        .with_label_values(&[method_label(method), class_label(code), "out"])
+                        .inc();
+                }
+            }
+        }
+        if let Err(e) = self.socket.send_to(bytes, dst).await {
+            tracing::debug!(%dst, error = %e, "udp send failed");
+        }
+    }
+
+    /// The local address that packets to `peer` leave from — by asking the
+    /// kernel's routing (a connected UDP socket), never by guessing an
+    /// interface. Cached per peer address.
+    pub fn local_ip_towards(&self, peer: IpAddr) -> Option<IpAddr> {
+        if let Ok(m) = self.local_addrs.lock() {
+            if let Some(ip) = m.get(&peer) {
+                return Some(*ip);
+            }
+        }
+        let bind: SocketAddr = if peer.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .ok()?;
+        let probe = std::net::UdpSocket::bind(bind).ok()?;
+        probe.connect(SocketAddr::new(peer, 9)).ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        if let Ok(mut m) = self.local_addrs.lock() {
+            m.insert(peer, ip);
+        }
+        Some(ip)
+    }
+}
+
+/// Add `received` and `rport` to the top Via of a response we build
+/// ourselves (the request's Via may name a host we must never contact).
+fn add_received(resp: &mut Vec<u8>, src: SocketAddr) {
+    let text = String::from_utf8_lossy(resp).into_owned();
+    if let Some(pos) = text.find("\r\nVia: ") {
+        let line_end = text[pos + 2..]
+            .find("\r\n")
+            .map(|e| pos + 2 + e)
+            .unwrap_or(text.len());
+        let via = &text[pos + 2..line_end];
+        let first_end = via.find(',').map(|c| pos + 2 + c).unwrap_or(line_end);
+        if !via.contains("received=") {
+            let mut out = String::with_capacity(text.len() + 40);
+            out.push_str(&text[..first_end]);
+            out.push_str(&format!(";received={};rport={}", src.ip(), src.port()));
+            out.push_str(&text[first_end..]);
+            *resp = out.into_bytes();
+        }
+    }
+}
+
+fn method_label(m: &str) -> &'static str {
+    raw::KNOWN_METHODS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(m))
+        .copied()
+        .unwrap_or("other")
+}
+
+fn class_label(code: &str) -> &'static str {
+    match code.as_bytes().first() {
+        Some(b'1') => "1xx",
+        Some(b'2') => "2xx",
+        Some(b'3') => "3xx",
+        Some(b'4') => "4xx",
+        Some(b'5') => "5xx",
+        Some(b'6') => "6xx",
+        _ => "other",
+    }
+}
+
+#[async_trait::async_trait]
+impl rsipstack::platform::net::UdpSocket for FrontSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let mut rx = self.from_front.lock().await;
+        match rx.recv().await {
+            Some((bytes, src)) => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                Ok((n, src))
+            }
+            None => {
+                // The front stopped: park this reader until rsipstack is cancelled.
+                drop(rx);
+                std::future::pending::<()>().await;
+                Ok((0, SocketAddr::from(([0, 0, 0, 0], 0))))
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        self.front.send_counted(buf, addr).await;
+        Ok(buf.len())
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.front.socket.local_addr()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_is_added_to_the_top_via_only() {
+        let mut r = b"SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1, SIP/2.0/UDP b\r\nVia: SIP/2.0/UDP c\r\n\r\n".to_vec();
+        add_received(&mut r, "127.0.0.1:5070".parse().expect("addr"));
+        let s = String::from_utf8(r).expect("utf8");
+        assert!(s.contains("Via: SIP/2.0/UDP a.example;branch=z9hG4bK1;received=127.0.0.1;rport=5070, SIP/2.0/UDP b\r\n"));
+        assert!(s.contains("Via: SIP/2.0/UDP c\r\n"));
+    }
+}

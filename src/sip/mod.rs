@@ -1,0 +1,11 @@
+//! SIP: the socket front (ours), rsipstack for transactions and dialogs, and
+//! the adapter that turns them into the project's own call events. Only this
+//! module names rsipstack types.
+
+pub mod front;
+pub mod raw;
+pub mod stack;
+
+pub use stack::{
+    CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd, LegEvent, SipStack, StackOptions,
+};

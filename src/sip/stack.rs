@@ -1,0 +1,463 @@
+//! The adapter between rsipstack and the rest of centralita. It runs the
+//! rsipstack endpoint on top of the socket front, answers the requests that
+//! are not calls (OPTIONS, methods we do not serve, in-dialog requests for
+//! dialogs that do not exist), and turns each new INVITE into the project's
+//! own [`IncomingCall`] + [`CallLeg`] + [`LegEvent`]s. Nothing outside
+//! `src/sip` sees an rsipstack type.
+
+use super::front::Front;
+use crate::metrics::Metrics;
+use rsipstack::dialog::dialog::{Dialog, DialogState, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, HeadersExt, Method, StatusCode};
+use rsipstack::transaction::endpoint::EndpointOption;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::{udp::UdpConnection, SipAddr, TransportLayer};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A new call, in the project's terms.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    pub call_id: String,
+    /// The Request-URI user: the number dialed.
+    pub dialed: String,
+    /// The caller's From URI (personal data: log at debug only).
+    pub from_uri: String,
+    /// Where the INVITE came from.
+    pub source: SocketAddr,
+    /// The address to write into Contact and SDP for this caller.
+    pub local_ip: IpAddr,
+    /// The SDP offer, if the INVITE carried one.
+    pub offer: Option<Vec<u8>>,
+}
+
+/// What happens on a call's SIP leg.
+#[derive(Debug)]
+pub enum LegEvent {
+    /// The ACK arrived; its body is the SDP answer when we made the offer.
+    Confirmed { ack_body: Option<Vec<u8>> },
+    /// A SIP INFO (DTMF relay); answer it with [`InfoReply::reply`].
+    Info {
+        content_type: String,
+        body: Vec<u8>,
+        reply: InfoReply,
+    },
+    /// The leg is over.
+    Ended(LegEnd),
+}
+
+/// Why a leg ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegEnd {
+    CallerBye,
+    Cancelled,
+    OurBye,
+    Timeout,
+    Other(u16),
+}
+
+/// Answers an in-dialog request.
+#[derive(Debug)]
+pub struct InfoReply(TransactionHandle);
+
+impl InfoReply {
+    pub async fn reply(self, status: u16) {
+        let _ = self.0.reply(StatusCode::from(status)).await;
+    }
+}
+
+/// The caller's leg, as the call sees it.
+#[derive(Clone)]
+pub struct CallLeg {
+    dialog: InviteDialog,
+}
+
+impl CallLeg {
+    /// 180 Ringing.
+    pub fn ringing(&self) {
+        let _ = self.dialog.ringing(None, None);
+    }
+
+    /// 200 OK with our SDP; retransmitted by rsipstack until the ACK.
+    pub fn answer(&self, sdp: String) -> bool {
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        self.dialog
+            .accept(Some(headers), Some(sdp.into_bytes()))
+            .is_ok()
+    }
+
+    /// A final error response before the answer.
+    pub fn reject(&self, status: u16, extra: Vec<(String, String)>) {
+        let _ = self.dialog.reject(Some(StatusCode::from(status)), None);
+        let _ = extra;
+    }
+
+    /// BYE (or CANCEL-equivalent for an unanswered call).
+    pub async fn hangup(&self) {
+        let _ = self.dialog.hangup().await;
+    }
+}
+
+/// Receives the calls the adapter accepted.
+pub trait CallHandler: Send + Sync + 'static {
+    /// A new INVITE passed the SIP checks. The handler owns the call from
+    /// here: it must answer or reject `leg`.
+    fn incoming(&self, call: IncomingCall, leg: CallLeg, events: mpsc::UnboundedReceiver<LegEvent>);
+    /// Whether the dialed number is one we answer (else 404).
+    fn knows_number(&self, dialed: &str) -> bool;
+}
+
+/// Settings the adapter needs.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    pub advertise: Option<IpAddr>,
+    pub user_agent: String,
+    pub retry_after_secs: u32,
+    /// Shortened RFC 3261 timers (tests); `None` for the standard ones.
+    pub t1: Option<Duration>,
+}
+
+/// The running SIP side.
+pub struct SipStack {
+    pub local_addr: SocketAddr,
+    draining: Arc<AtomicBool>,
+    dialogs: Arc<DialogLayer>,
+    cancel: CancellationToken,
+}
+
+/// Refuses every host name: centralita never resolves a name taken from a
+/// message (DNS is not a dependency of answering calls).
+struct NoDns;
+
+#[async_trait::async_trait]
+impl rsipstack::transport::transport_layer::DomainResolver for NoDns {
+    async fn resolve(&self, target: &SipAddr) -> rsipstack::Result<SipAddr> {
+        Err(rsipstack::Error::TransportLayerError(
+            "host names are not resolved".into(),
+            target.clone(),
+        ))
+    }
+}
+
+impl SipStack {
+    /// Bind the SIP port and start the front, rsipstack and the adapter.
+    pub async fn start(
+        listen: SocketAddr,
+        opts: StackOptions,
+        metrics: Metrics,
+        handler: Arc<dyn CallHandler>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<SipStack> {
+        let socket = tokio::net::UdpSocket::bind(listen).await?;
+        let local_addr = socket.local_addr()?;
+        let (front, front_socket) = Front::new(socket, metrics.clone());
+        let stack_cancel = cancel.child_token();
+
+        let transport_layer =
+            TransportLayer::new_with_domain_resolver(stack_cancel.clone(), Box::new(NoDns));
+        let external = opts
+            .advertise
+            .map(|ip| SocketAddr::new(ip, local_addr.port()))
+            .or((!local_addr.ip().is_unspecified()).then_some(local_addr));
+        let conn = UdpConnection::from_socket(
+            Arc::new(front_socket),
+            external,
+            Some(stack_cancel.clone()),
+        )
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        transport_layer.add_transport(conn.into());
+
+        let mut option = EndpointOption::default();
+        if let Some(t1) = opts.t1 {
+            option.t1 = t1;
+            option.t1x64 = t1 * 64;
+            option.t2 = t1 * 8;
+            option.t4 = t1 * 10;
+        }
+        option.callid_suffix = Some("centralita".into());
+        let endpoint = rsipstack::EndpointBuilder::new()
+            .with_cancel_token(stack_cancel.clone())
+            .with_transport_layer(transport_layer)
+            .with_user_agent(&opts.user_agent)
+            .with_option(option)
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let draining = Arc::new(AtomicBool::new(false));
+
+        tokio::spawn(Arc::clone(&front).run_udp(stack_cancel.clone()));
+        tokio::spawn(async move { endpoint.serve().await });
+        let adapter = Adapter {
+            front,
+            dialogs: Arc::clone(&dialogs),
+            handler,
+            opts,
+            local_addr,
+            draining: Arc::clone(&draining),
+        };
+        tokio::spawn(adapter.run(incoming, stack_cancel.clone()));
+        Ok(SipStack {
+            local_addr,
+            draining,
+            dialogs,
+            cancel: stack_cancel,
+        })
+    }
+
+    /// From now on, new calls get 503 with Retry-After.
+    pub fn stop_accepting(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// Stop the endpoint and the front (transaction timers are abandoned).
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+struct Adapter {
+    front: Arc<Front>,
+    dialogs: Arc<DialogLayer>,
+    handler: Arc<dyn CallHandler>,
+    opts: StackOptions,
+    local_addr: SocketAddr,
+    draining: Arc<AtomicBool>,
+}
+
+impl Adapter {
+    async fn run(
+        self,
+        mut incoming: rsipstack::transaction::TransactionReceiver,
+        cancel: CancellationToken,
+    ) {
+        let this = Arc::new(self);
+        loop {
+            let tx = tokio::select! {
+                _ = cancel.cancelled() => return,
+                tx = incoming.recv() => match tx {
+                    Some(tx) => tx,
+                    None => return,
+                },
+            };
+            let this = Arc::clone(&this);
+            tokio::spawn(async move { this.on_transaction(tx).await });
+        }
+    }
+
+    async fn on_transaction(&self, mut tx: Transaction) {
+        let method = tx.original.method;
+        if let Some(Dialog::Invite(mut d)) = self.dialogs.match_dialog(&tx) {
+            // In-dialog: the dialog answers (BYE, INFO, re-INVITE…) and
+            // reports it on the call's state channel.
+            let _ = d.handle(&mut tx).await;
+            return;
+        }
+        let has_to_tag = tx
+            .original
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .is_some();
+        match method {
+            Method::Invite if has_to_tag => reply(&mut tx, 481, vec![]).await,
+            Method::Invite => self.on_invite(tx).await,
+            Method::Options => {
+                let headers = vec![
+                    ("Allow", super::raw::ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Supported", ""),
+                ];
+                reply(&mut tx, 200, headers).await
+            }
+            Method::Ack => {}
+            Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Cancel => {
+                reply(&mut tx, 481, vec![]).await
+            }
+            _ => reply(&mut tx, 405, vec![("Allow", super::raw::ALLOW)]).await,
+        }
+    }
+
+    async fn on_invite(&self, mut tx: Transaction) {
+        if self.draining.load(Ordering::SeqCst) {
+            let ra = self.opts.retry_after_secs.to_string();
+            return reply(&mut tx, 503, vec![("Retry-After", ra.as_str())]).await;
+        }
+        let req = &tx.original;
+        let dialed = req.uri.user().unwrap_or_default().to_string();
+        if !self.handler.knows_number(&dialed) {
+            return reply(&mut tx, 404, vec![]).await;
+        }
+        let content_type = req.header_value("Content-Type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let offer = if req.body().is_empty() {
+            None
+        } else if content_type.as_deref() == Some("application/sdp") {
+            Some(req.body().clone())
+        } else {
+            return reply(&mut tx, 415, vec![("Accept", "application/sdp")]).await;
+        };
+        if let Some(accept) = req.header_value("Accept") {
+            let ok = accept.split(',').any(|a| {
+                let a = a
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                a == "application/sdp" || a == "application/*" || a == "*/*"
+            });
+            if !ok {
+                return reply(&mut tx, 406, vec![("Accept", "application/sdp")]).await;
+            }
+        }
+        let source = tx
+            .connection
+            .as_ref()
+            .and_then(|c| c.get_remote_addr())
+            .and_then(|a| a.get_socketaddr().ok())
+            .unwrap_or(self.local_addr);
+        let local_ip = self
+            .opts
+            .advertise
+            .or((!self.local_addr.ip().is_unspecified()).then(|| self.local_addr.ip()))
+            .or_else(|| self.front.local_ip_towards(source.ip()))
+            .unwrap_or(self.local_addr.ip());
+        let contact = format!(
+            "sip:centralita@{}",
+            SocketAddr::new(local_ip, self.local_addr.port())
+        );
+        let contact = rsipstack::sip::Uri::try_from(contact.as_str()).ok();
+        let call_id = req
+            .call_id_header()
+            .map(|c| c.value().to_string())
+            .unwrap_or_default();
+        let from_uri = req
+            .from_header()
+            .map(|f| f.value().to_string())
+            .unwrap_or_default();
+
+        let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
+        let dialog = match self
+            .dialogs
+            .get_or_create_server_invite(&tx, state_tx, None, contact)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot create dialog");
+                return reply(&mut tx, 400, vec![]).await;
+            }
+        };
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch_dialog(
+            dialog.clone(),
+            Arc::clone(&self.dialogs),
+            state_rx,
+            ev_tx,
+        ));
+        let call = IncomingCall {
+            call_id,
+            dialed,
+            from_uri,
+            source,
+            local_ip,
+            offer,
+        };
+        self.handler.incoming(
+            call,
+            CallLeg {
+                dialog: dialog.clone(),
+            },
+            ev_rx,
+        );
+        // Drive the INVITE server transaction: 100 Trying, our responses,
+        // their retransmissions, the ACK or a CANCEL.
+        let mut d = dialog;
+        let _ = d.handle(&mut tx).await;
+    }
+}
+
+async fn reply(tx: &mut Transaction, status: u16, headers: Vec<(&str, &str)>) {
+    let headers = headers
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| Header::Other(k.to_string(), v.to_string()))
+        .collect();
+    let _ = tx.reply_with(StatusCode::from(status), headers, None).await;
+}
+
+/// Translate one dialog's state changes into [`LegEvent`]s until it ends.
+async fn watch_dialog(
+    dialog: InviteDialog,
+    dialogs: Arc<DialogLayer>,
+    mut states: rsipstack::dialog::dialog::DialogStateReceiver,
+    events: mpsc::UnboundedSender<LegEvent>,
+) {
+    let mut confirmed = false;
+    while let Some(state) = states.recv().await {
+        match state {
+            DialogState::Confirmed(..) if !confirmed => {
+                confirmed = true;
+                let ack_body = dialog
+                    .last_remote_ack()
+                    .map(|a| a.body().clone())
+                    .filter(|b| !b.is_empty());
+                let _ = events.send(LegEvent::Confirmed { ack_body });
+            }
+            DialogState::Info(_, req, handle) => {
+                let content_type = req.header_value("Content-Type").unwrap_or_default();
+                let _ = events.send(LegEvent::Info {
+                    content_type,
+                    body: req.body().clone(),
+                    reply: InfoReply(handle),
+                });
+            }
+            DialogState::Options(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+            }
+            DialogState::Updated(_, _, handle) => {
+                // Session changes (re-INVITE/UPDATE) are not supported yet.
+                let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+            }
+            DialogState::Refer(_, _, handle)
+            | DialogState::Notify(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let _ = handle.reply(StatusCode::MethodNotAllowed).await;
+            }
+            DialogState::Terminated(id, reason) => {
+                let end = match reason {
+                    TerminatedReason::UacBye => LegEnd::CallerBye,
+                    TerminatedReason::UacCancel => LegEnd::Cancelled,
+                    TerminatedReason::UasBye => LegEnd::OurBye,
+                    TerminatedReason::Timeout => LegEnd::Timeout,
+                    TerminatedReason::UasOther(s)
+                    | TerminatedReason::UacOther(s)
+                    | TerminatedReason::ProxyError(s) => LegEnd::Other(u16::from(s)),
+                    _ => LegEnd::Other(0),
+                };
+                let _ = events.send(LegEvent::Ended(end));
+                dialogs.remove_dialog(&id);
+                return;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Interop with SIPp (Debian `sip-tester`): a real SIP load generator calls
+//! the in-process server. Skipped with a printed reason when `sipp` is not
+//! installed, failed instead under CENTRALITA_REQUIRE_INTEROP=1.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn sipp_available() -> bool {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    if !found {
+        if std::env::var("CENTRALITA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+            panic!("sipp is required (CENTRALITA_REQUIRE_INTEROP=1) but not installed: apt-get install sip-tester");
+        }
+        eprintln!("SKIPPED: sipp not installed (apt-get install sip-tester)");
+    }
+    found
+}
+
+/// A free UDP port on loopback (for SIPp's own signalling and media ports).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn free_media_port() -> u16 {
+    // SIPp uses media_port and media_port+2 (RTCP +1): find an even free one.
+    for _ in 0..50 {
+        let p = free_udp_port() & !1;
+        if (0..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no free media port pair");
+}
+
+/// Run SIPp to completion (bounded); returns (exit status ok, stdout+stderr).
+async fn run_sipp(
+    server: std::net::SocketAddr,
+    scenario: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> (bool, String) {
+    let scenario = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    let port = free_udp_port().to_string();
+    let mport = free_media_port().to_string();
+    let dir = std::env::temp_dir().join(format!("centralita-sipp-{}", rand_u64()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let mut args: Vec<String> = vec![
+        server.to_string(),
+        "-sf".into(),
+        scenario,
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port,
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        mport,
+        "-nostdin".into(),
+        "-timeout".into(),
+        format!("{}s", limit.as_secs()),
+        "-timeout_error".into(),
+        "-trace_err".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("sipp").args(&args).current_dir(&dir).output()
+    })
+    .await
+    .expect("join")
+    .expect("sipp runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_200_calls_at_20_per_second_all_hear_their_prompt() {
+    if !sipp_available() {
+        return;
+    }
+    let server = start_server().await;
+    let (ok, out) = run_sipp(
+        server.sip_addr,
+        "uac_prompt.xml",
+        &["-m", "200", "-r", "20", "-l", "100"],
+        Duration::from_secs(60),
+    )
+    .await;
+    let tail: String = out
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(ok, "SIPp reported failed calls:\n{tail}");
+    wait_until(WAIT, "all 200 calls ended", || {
+        metric(
+            &server.metrics.render(),
+            "centralita_calls_total{outcome=\"caller_hangup\"}",
+        ) >= 200.0
+    })
+    .await;
+    let text = server.metrics.render();
+    assert_eq!(
+        metric(&text, "centralita_calls_total{outcome=\"failed\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(&text, "centralita_ivr_menu_entries_total{menu=\"idioma\"}"),
+        200.0
+    );
+    // 2 s of prompt each is 100 packets; allow for the call set-up edges.
+    let sent = metric(&text, "centralita_rtp_packets_sent_total");
+    assert!(
+        sent >= 200.0 * 90.0,
+        "each call was sent its prompt: {sent} packets for 200 calls"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_rfc2833_pcap_digits_reach_the_chosen_menu() {
+    if !sipp_available() {
+        return;
+    }
+    let server = start_server().await;
+    let (ok, out) = run_sipp(
+        server.sip_addr,
+        "uac_dtmf.xml",
+        &["-m", "1"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let tail: String = out
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(ok, "SIPp call failed:\n{tail}");
+    wait_until(WAIT, "the call ended", || {
+        metric(
+            &server.metrics.render(),
+            "centralita_calls_total{outcome=\"caller_hangup\"}",
+        ) >= 1.0
+    })
+    .await;
+    let text = server.metrics.render();
+    assert_eq!(
+        metric(&text, "centralita_dtmf_digits_total{source=\"rfc4733\"}"),
+        2.0,
+        "the two pcap digits, each counted once"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "centralita_ivr_menu_entries_total{menu=\"principal\"}"
+        ),
+        1.0,
+        "digit 1 chose Spanish and entered the main menu"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "centralita_ivr_queue_requests_total{queue=\"redes\"}"
+        ),
+        1.0,
+        "digit 3 chose the network queue"
+    );
+    server.shutdown().await;
+}
