@@ -504,3 +504,27 @@ async fn health_and_metrics_are_served() {
     assert!(body.contains("\"error\""), "JSON error: {body}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_body_gets_415_and_an_accept_without_sdp_gets_406() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let call = Call::new(Arc::clone(&client), "soporte").await;
+    let offer = sdp_offer(call.rtp.local_addr().expect("addr"), "0");
+    let inv = String::from_utf8_lossy(&call.invite_bytes(Some(&offer), "z9hG4bK415a")).replace(
+        "Content-Type: application/sdp",
+        "Content-Type: application/unknownformat",
+    );
+    let resp = client.transact(inv.as_bytes()).await.expect("answer");
+    assert_eq!(resp.status(), Some(415));
+    assert_eq!(resp.header("accept"), Some("application/sdp"));
+    let call = Call::new(Arc::clone(&client), "soporte").await;
+    let inv = String::from_utf8_lossy(&call.invite_bytes(Some(&offer), "z9hG4bK406a")).replace(
+        "Content-Type: application/sdp",
+        "Accept: text/nobodyKnowsThis\r\nContent-Type: application/sdp",
+    );
+    let resp = client.transact(inv.as_bytes()).await.expect("answer");
+    assert_eq!(resp.status(), Some(406));
+    assert_eq!(resp.header("accept"), Some("application/sdp"));
+    server.shutdown().await;
+}

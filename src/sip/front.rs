@@ -123,17 +123,10 @@ impl Front {
                     .sip_requests
                     .with_label_values(&[method_label(method), "in"])
                     .inc();
-                let verdict = raw::check_request(&msg).and_then(|()| {
-                    rsipstack::sip::SipMessage::try_from(&data[..msg.framed_len])
-                        .map(|_| ())
-                        .map_err(|e| FrontError::Refuse {
-                            status: 400,
-                            reason: "Bad Request",
-                            detail: e.to_string(),
-                        })
-                });
+                let verdict = raw::check_request(&msg)
+                    .and_then(|()| for_stack(&data[..msg.framed_len], &msg));
                 match verdict {
-                    Ok(()) => self.forward(&data[..msg.framed_len], src).await,
+                    Ok(bytes) => self.forward(&bytes, src).await,
                     Err(FrontError::Refuse {
                         status,
                         reason,
@@ -234,6 +227,41 @@ impl Front {
             m.insert(peer, ip);
         }
         Some(ip)
+    }
+}
+
+/// The bytes to hand rsipstack: the message as it came if rsipstack can
+/// parse it and key its transaction, else the front's normalised rebuild
+/// (see [`raw::normalized`]) if that works, else a 400.
+fn for_stack<'a>(
+    bytes: &'a [u8],
+    msg: &raw::RawMessage<'_>,
+) -> Result<std::borrow::Cow<'a, [u8]>, FrontError> {
+    fn keyable(bytes: &[u8]) -> Result<(), String> {
+        match rsipstack::sip::SipMessage::try_from(bytes).map_err(|e| e.to_string())? {
+            rsipstack::sip::SipMessage::Request(req) => {
+                rsipstack::transaction::key::TransactionKey::from_request(
+                    &req,
+                    rsipstack::transaction::key::TransactionRole::Server,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            rsipstack::sip::SipMessage::Response(_) => Ok(()),
+        }
+    }
+    let first = match keyable(bytes) {
+        Ok(()) => return Ok(std::borrow::Cow::Borrowed(bytes)),
+        Err(e) => e,
+    };
+    let rebuilt = raw::normalized(msg);
+    match keyable(&rebuilt) {
+        Ok(()) => Ok(std::borrow::Cow::Owned(rebuilt)),
+        Err(_) => Err(FrontError::Refuse {
+            status: 400,
+            reason: "Bad Request",
+            detail: first,
+        }),
     }
 }
 

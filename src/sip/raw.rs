@@ -451,6 +451,7 @@ pub fn check_request(msg: &RawMessage<'_>) -> Result<(), FrontError> {
     if uri.starts_with('<') || uri.contains(['<', '>']) {
         return Err(FrontError::bad("Request-URI in angle brackets"));
     }
+    check_structure(msg)?;
     if method != "ACK" && method != "CANCEL" {
         let unsupported: Vec<&str> = msg
             .values("require")
@@ -469,6 +470,136 @@ pub fn check_request(msg: &RawMessage<'_>) -> Result<(), FrontError> {
         }
     }
     Ok(())
+}
+
+/// Header values whose structure the front checks before rsipstack, which
+/// tolerates them: empty parameters or values (`;;`, `,,`) in Via and
+/// Contact, and unbalanced quotes in the name-addr headers.
+fn check_structure(msg: &RawMessage<'_>) -> Result<(), FrontError> {
+    for h in &msg.headers {
+        let v = h.value.as_str();
+        if matches!(h.name.as_str(), "via" | "contact") {
+            let squeezed: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            if squeezed.contains(";;")
+                || squeezed.contains(",,")
+                || squeezed.contains(";,")
+                || squeezed.ends_with(';')
+            {
+                return Err(FrontError::bad(format!("empty parameter in {}", h.name)));
+            }
+        }
+        if matches!(h.name.as_str(), "from" | "to" | "contact") && !quotes_balanced(v) {
+            return Err(FrontError::bad(format!(
+                "unterminated quoted string in {}",
+                h.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn quotes_balanced(v: &str) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for c in v.chars() {
+        match (inside, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, _, '"') => inside = !inside,
+            _ => {}
+        }
+    }
+    !inside
+}
+
+/// The message rebuilt for rsipstack, which needs a From tag to key a
+/// transaction and does not read LWS around `;` and `=`: folded lines are
+/// joined (RFC 3261 §7.3.1 makes that equivalent), LWS around the
+/// parameters of From and To is removed, and a From without a tag (RFC 2543
+/// style) gets one derived from the Call-ID and From, the same for every
+/// retransmission. The body is kept byte for byte.
+pub fn normalized(msg: &RawMessage<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + msg.body.len());
+    match msg.start {
+        StartLine::Request {
+            method,
+            uri,
+            version,
+        } => {
+            let _ = write!(Adapter(&mut out), "{method} {uri} {version}\r\n");
+        }
+        StartLine::Response { .. } => return Vec::new(),
+    }
+    for h in &msg.headers {
+        let value = match h.name.as_str() {
+            "from" | "to" => {
+                let mut v = tidy_params(&h.value);
+                if h.name == "from" && !has_tag(&v) {
+                    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                    for b in msg
+                        .first("call-id")
+                        .unwrap_or_default()
+                        .bytes()
+                        .chain(v.bytes())
+                    {
+                        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                    let _ = write!(v, ";tag=2543-{:x}", hash & 0xffff_ffff);
+                }
+                v
+            }
+            _ => h.value.clone(),
+        };
+        let _ = write!(Adapter(&mut out), "{}: {}\r\n", h.raw_name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(msg.body);
+    out
+}
+
+fn has_tag(v: &str) -> bool {
+    let params = v.rsplit_once('>').map(|(_, p)| p).unwrap_or(v);
+    params
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
+}
+
+/// `<uri> ; tag = x` → `<uri>;tag=x` (only after the closing `>`, or after
+/// the URI when there are no brackets).
+fn tidy_params(v: &str) -> String {
+    let (head, tail) = match v.rfind('>') {
+        Some(i) => (&v[..=i], &v[i + 1..]),
+        None => match v.find(';') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, ""),
+        },
+    };
+    let params: Vec<String> = tail
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, val)) => format!("{}={}", k.trim(), val.trim()),
+            None => p.to_string(),
+        })
+        .collect();
+    let mut out = head.trim_end().to_string();
+    for p in params {
+        out.push(';');
+        out.push_str(&p);
+    }
+    out
+}
+
+/// `fmt::Write` into a byte vector.
+struct Adapter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Adapter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Option tags we accept in `Require`.
@@ -597,6 +728,38 @@ mod tests {
         assert!(matches!(
             check_request(&m),
             Err(FrontError::Refuse { status: 505, .. })
+        ));
+    }
+
+    #[test]
+    fn normalized_unfolds_and_tidies_from_and_adds_a_missing_tag() {
+        let folded = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: \"A\" <sip:a@b>\r\n  ;\r\n  tag = 98\r\nTo: sip:c@d\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nhi";
+        let m = split(folded, true).expect("split");
+        let n = String::from_utf8(normalized(&m)).expect("utf8");
+        assert!(n.contains("From: \"A\" <sip:a@b>;tag=98\r\n"), "{n}");
+        assert!(n.ends_with("\r\n\r\nhi"));
+        let untagged = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: sip:c@d\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+        let m = split(untagged, true).expect("split");
+        let once = normalized(&m);
+        assert!(String::from_utf8_lossy(&once).contains("From: <sip:a@b>;tag=2543-"));
+        assert_eq!(once, normalized(&m), "the same tag for a retransmission");
+    }
+
+    #[test]
+    fn empty_via_params_and_open_quotes_are_400() {
+        let d =
+            String::from_utf8_lossy(OPTIONS).replace("branch=z9hG4bK1", "branch=z9hG4bK1;;,;,,");
+        let m = split(d.as_bytes(), true).expect("split");
+        assert!(matches!(
+            check_request(&m),
+            Err(FrontError::Refuse { status: 400, .. })
+        ));
+        let d =
+            String::from_utf8_lossy(OPTIONS).replace("From: <sip:a@b>", "From: \"Bob <sip:a@b>");
+        let m = split(d.as_bytes(), true).expect("split");
+        assert!(matches!(
+            check_request(&m),
+            Err(FrontError::Refuse { status: 400, .. })
         ));
     }
 
