@@ -177,6 +177,7 @@ async fn run_call(
         }
     };
     let mut player = Player { token: 0 };
+    let mut sdp_version = session_id;
     if let Some(n) = &negotiated {
         media = start_media(ctx, id, &mut port, n, &media_tx);
         if media.is_none() {
@@ -226,6 +227,13 @@ async fn run_call(
                         ivr.handle_event(Instant::now(), IvrEvent::Answered);
                     }
                 }
+                Some(LegEvent::Reoffer { sdp, reply }) => {
+                    let answer = reoffer(media.as_ref(), &call, sdp.as_deref(), session_id, &mut sdp_version);
+                    match answer {
+                        Ok(sdp) => reply.accept(sdp).await,
+                        Err(status) => reply.reject(status).await,
+                    }
+                }
                 Some(LegEvent::Info { content_type, body, reply }) => match parse_info_body(&content_type, &body) {
                     Ok(digit) => {
                         reply.reply(200).await;
@@ -254,6 +262,33 @@ async fn run_call(
     };
     drop(media);
     outcome
+}
+
+/// Answer a re-INVITE/UPDATE: keep the codec, follow a new address, mirror
+/// hold. Err is the SIP status to refuse with.
+fn reoffer(
+    media: Option<&MediaSession>,
+    call: &IncomingCall,
+    sdp: Option<&[u8]>,
+    session_id: u64,
+    version: &mut u64,
+) -> Result<Option<String>, u16> {
+    let Some(m) = media else { return Err(491) };
+    let Some(body) = sdp else {
+        // A refresh without SDP (UPDATE) needs none back.
+        return Ok(None);
+    };
+    let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
+    let n = sdp::negotiate_with(&remote, &[m.codec]).map_err(|e| e.sip_status())?;
+    m.set_peer(n.remote_rtp);
+    *version += 1;
+    Ok(Some(sdp::build_reanswer(
+        call.local_ip,
+        m.local_port,
+        &n,
+        session_id,
+        *version,
+    )))
 }
 
 fn on_digit(ctx: &CallContext, ivr: &mut IvrCall, digit: char, source: DigitSource) {

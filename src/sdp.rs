@@ -291,6 +291,22 @@ fn session_header(out: &mut String, local_ip: IpAddr, session_id: u64) {
     );
 }
 
+/// Our answer to a later offer in the same session (re-INVITE/UPDATE):
+/// the session id stays, the version is `version` (RFC 3264 §8).
+pub fn build_reanswer(
+    local_ip: IpAddr,
+    local_port: u16,
+    neg: &Negotiated,
+    session_id: u64,
+    version: u64,
+) -> String {
+    build_answer(local_ip, local_port, neg, session_id).replacen(
+        &format!("o=centralita {session_id} {session_id} "),
+        &format!("o=centralita {session_id} {version} "),
+        1,
+    )
+}
+
 /// Our answer to an offer negotiated into `neg`: the audio stream at
 /// `local_ip:local_port` with the chosen codec (and telephone-event if
 /// offered), our direction, and every other offered m-line rejected with

@@ -528,3 +528,84 @@ async fn unreadable_body_gets_415_and_an_accept_without_sdp_gets_406() {
     assert_eq!(resp.header("accept"), Some("application/sdp"));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinvite_moves_the_prompt_to_the_new_address() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
+    call.wait_packets(5, WAIT).await;
+    let moved = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let offer = sdp_offer(moved.local_addr().expect("addr"), "0 101");
+    let resp = call
+        .reinvite(&offer)
+        .await
+        .expect("answer to the re-INVITE");
+    assert_eq!(resp.status(), Some(200));
+    let answer = String::from_utf8_lossy(&resp.body).into_owned();
+    assert!(answer.contains("m=audio"), "{answer}");
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(WAIT, moved.recv_from(&mut buf))
+        .await
+        .expect("RTP reaches the new address")
+        .expect("recv");
+    assert!(parse_rtp(&buf[..n]).is_some_and(|p| p.pt == 0));
+    // A re-offer of a codec other than the call's is refused, the call goes on.
+    let resp = call
+        .reinvite(&sdp_offer(moved.local_addr().expect("addr"), "8"))
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), Some(488));
+    assert_eq!(call.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_200_is_retransmitted_until_the_ack() {
+    let opts = ServerOptions {
+        sip_t1: Some(Duration::from_millis(100)),
+    };
+    let server = start_server_with(opts).await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let mut call = Call::new(Arc::clone(&client), "soporte").await;
+    let offer = sdp_offer(call.rtp.local_addr().expect("addr"), "0 101");
+    client
+        .send(&call.invite_bytes(Some(&offer), "z9hG4bKrtx2xx"))
+        .await;
+    let cid = call.call_id.clone();
+    let is_ok = |m: &Msg| m.status() == Some(200) && m.header("call-id") == Some(cid.as_str());
+    let first = client.wait_for(WAIT, is_ok).await.expect("200 OK");
+    let again = client.wait_for(Duration::from_secs(2), is_ok).await;
+    assert!(
+        again.is_some(),
+        "without an ACK the 200 is sent again (T1 = 100 ms)"
+    );
+    call.on_answered(&first, None).await;
+    // Drain a retransmission that may already be in flight, then none more.
+    let _ = client.wait_for(Duration::from_millis(150), is_ok).await;
+    let after = client.wait_for(Duration::from_millis(800), is_ok).await;
+    assert!(after.is_none(), "the ACK stops the retransmissions");
+    assert_eq!(call.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_sends_no_rtp_is_hung_up() {
+    let server = start_server_tuned(|c| c.rtp_timeout_secs = 5, ServerOptions::default()).await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (call, _) = Call::place(client, "soporte", "0 101").await;
+    assert!(
+        call.expect_bye(Duration::from_secs(10)).await,
+        "BYE after 5 s without RTP"
+    );
+    wait_until(WAIT, "timeout counted", || {
+        metric(
+            &server.metrics.render(),
+            "centralita_calls_total{outcome=\"timeout\"}",
+        ) >= 1.0
+    })
+    .await;
+    server.shutdown().await;
+}

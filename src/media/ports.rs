@@ -56,7 +56,7 @@ impl PortPool {
 
     /// Number of even ports in the range.
     pub fn capacity(&self) -> usize {
-        usize::from((self.range.high - self.range.low + 1) / 2)
+        usize::from(self.range.high - self.range.low).div_ceil(2)
     }
 
     /// Bind the next free even port. Ports are handed out round-robin, so a

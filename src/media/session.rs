@@ -38,6 +38,7 @@ pub struct MediaSession {
     receiver: tokio::task::JoinHandle<()>,
     _port: RtpPort,
     pub local_port: u16,
+    pub codec: Codec,
 }
 
 impl MediaSession {
@@ -74,6 +75,7 @@ impl MediaSession {
             peer_tx,
             receiver,
             local_port: setup.port.port,
+            codec: setup.codec,
             _port: setup.port,
         })
     }

@@ -29,6 +29,10 @@ pub struct Front {
     metrics: Metrics,
     client_branches: Mutex<HashMap<String, Instant>>,
     local_addrs: Mutex<HashMap<IpAddr, IpAddr>>,
+    /// Listening on 0.0.0.0 with no `advertise`: the Via of each request we
+    /// send names the local address towards its destination, never an
+    /// interface rsipstack guessed.
+    via_from_route: bool,
 }
 
 /// rsipstack's end of the front: reads what the front let through, sends
@@ -40,7 +44,11 @@ pub struct FrontSocket {
 
 impl Front {
     /// Wrap a bound UDP socket. Returns the front and the socket rsipstack reads.
-    pub fn new(socket: UdpSocket, metrics: Metrics) -> (Arc<Front>, FrontSocket) {
+    pub fn new(
+        socket: UdpSocket,
+        metrics: Metrics,
+        via_from_route: bool,
+    ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {
             socket: Arc::new(socket),
@@ -48,6 +56,7 @@ impl Front {
             metrics,
             client_branches: Mutex::new(HashMap::new()),
             local_addrs: Mutex::new(HashMap::new()),
+            via_from_route,
         });
         let fs = FrontSocket {
             front: Arc::clone(&front),
@@ -286,6 +295,41 @@ fn add_received(resp: &mut Vec<u8>, src: SocketAddr) {
     }
 }
 
+/// Put `ip` as the host of the top Via's sent-by, keeping its port.
+fn rewrite_top_via_host(buf: &[u8], ip: IpAddr) -> Vec<u8> {
+    let text = String::from_utf8_lossy(buf);
+    let Some(start) = text.find("\r\nVia: ").map(|p| p + 7) else {
+        return buf.to_vec();
+    };
+    let line_end = text[start..].find("\r\n").map_or(text.len(), |e| start + e);
+    let line = &text[start..line_end];
+    // "SIP/2.0/UDP host:port;params"
+    let Some(sp) = line.find(' ') else {
+        return buf.to_vec();
+    };
+    let sent_by_end = line[sp + 1..]
+        .find([';', ','])
+        .map_or(line.len(), |e| sp + 1 + e);
+    let sent_by = line[sp + 1..sent_by_end].trim();
+    let port = sent_by
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| p.parse::<u16>().is_ok());
+    let host = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let new_sent_by = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..start + sp + 1]);
+    out.push_str(&new_sent_by);
+    out.push_str(&text[start + sent_by_end..]);
+    out.into_bytes()
+}
+
 fn method_label(m: &str) -> &'static str {
     raw::KNOWN_METHODS
         .iter()
@@ -326,6 +370,13 @@ impl rsipstack::platform::net::UdpSocket for FrontSocket {
     }
 
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        if self.front.via_from_route && !buf.starts_with(b"SIP/") {
+            if let Some(ip) = self.front.local_ip_towards(addr.ip()) {
+                let rewritten = rewrite_top_via_host(buf, ip);
+                self.front.send_counted(&rewritten, addr).await;
+                return Ok(buf.len());
+            }
+        }
         self.front.send_counted(buf, addr).await;
         Ok(buf.len())
     }
@@ -338,6 +389,14 @@ impl rsipstack::platform::net::UdpSocket for FrontSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_via_host_is_replaced_keeping_port_and_params() {
+        let req = b"BYE sip:a@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.8.7:5060;branch=z9hG4bKx;rport\r\nVia: SIP/2.0/UDP 1.1.1.1\r\n\r\n";
+        let out = String::from_utf8(rewrite_top_via_host(req, "127.0.0.1".parse().expect("ip")))
+            .expect("utf8");
+        assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx;rport\r\nVia: SIP/2.0/UDP 1.1.1.1\r\n"), "{out}");
+    }
 
     #[test]
     fn received_is_added_to_the_top_via_only() {

@@ -7,5 +7,6 @@ pub mod raw;
 pub mod stack;
 
 pub use stack::{
-    CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd, LegEvent, SipStack, StackOptions,
+    CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd, LegEvent, OfferReply, SipStack,
+    StackOptions,
 };

@@ -48,8 +48,35 @@ pub enum LegEvent {
         body: Vec<u8>,
         reply: InfoReply,
     },
+    /// A re-INVITE or UPDATE (hold, a new address, a session refresh):
+    /// answer it with [`OfferReply`].
+    Reoffer {
+        sdp: Option<Vec<u8>>,
+        reply: OfferReply,
+    },
     /// The leg is over.
     Ended(LegEnd),
+}
+
+/// Answers a re-INVITE or UPDATE.
+#[derive(Debug)]
+pub struct OfferReply(TransactionHandle);
+
+impl OfferReply {
+    /// 200 OK, with our SDP when there is one.
+    pub async fn accept(self, sdp: Option<String>) {
+        let headers = sdp
+            .as_ref()
+            .map(|_| vec![Header::ContentType("application/sdp".into())]);
+        let _ = self
+            .0
+            .respond(StatusCode::OK, headers, sdp.map(String::into_bytes))
+            .await;
+    }
+
+    pub async fn reject(self, status: u16) {
+        let _ = self.0.reply(StatusCode::from(status)).await;
+    }
 }
 
 /// Why a leg ended.
@@ -156,7 +183,8 @@ impl SipStack {
     ) -> std::io::Result<SipStack> {
         let socket = tokio::net::UdpSocket::bind(listen).await?;
         let local_addr = socket.local_addr()?;
-        let (front, front_socket) = Front::new(socket, metrics.clone());
+        let via_from_route = opts.advertise.is_none() && local_addr.ip().is_unspecified();
+        let (front, front_socket) = Front::new(socket, metrics.clone(), via_from_route);
         let stack_cancel = cancel.child_token();
 
         let transport_layer =
@@ -432,9 +460,13 @@ async fn watch_dialog(
             DialogState::Options(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
-            DialogState::Updated(_, _, handle) => {
-                // Session changes (re-INVITE/UPDATE) are not supported yet.
-                let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+            DialogState::Updated(_, req, handle) => {
+                let body = req.body().clone();
+                let sdp = (!body.is_empty()).then_some(body);
+                let _ = events.send(LegEvent::Reoffer {
+                    sdp,
+                    reply: OfferReply(handle),
+                });
             }
             DialogState::Refer(_, _, handle)
             | DialogState::Notify(_, _, handle)

@@ -417,6 +417,16 @@ impl Call {
         self.client.transact(&b).await.and_then(|m| m.status())
     }
 
+    /// re-INVITE with a new offer; on 200, ACK it. Returns the final response.
+    pub async fn reinvite(&mut self, sdp: &str) -> Option<Msg> {
+        let b = self.in_dialog("INVITE", "Content-Type: application/sdp\r\n", sdp);
+        let resp = self.client.transact(&b).await?;
+        if resp.status() == Some(200) {
+            self.send_ack(None).await;
+        }
+        Some(resp)
+    }
+
     /// SIP INFO with a DTMF body; returns the response status.
     pub async fn info(&mut self, content_type: &str, body: &str) -> Option<u16> {
         let b = self.in_dialog("INFO", &format!("Content-Type: {content_type}\r\n"), body);

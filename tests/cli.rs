@@ -1,0 +1,157 @@
+//! The `centralita` binary as an operator runs it: `check-config` on the
+//! shipped and on a broken configuration, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_centralita");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("centralita-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn check_config_accepts_the_shipped_configuration() {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(Path::new(ROOT).join("config/centralita.toml"))
+        .output()
+        .expect("run centralita");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn check_config_reports_every_problem_with_file_and_key() {
+    let dir = temp_dir("broken");
+    // An IVR naming a prompt that has no sound, a menu that does not exist,
+    // and a config with a bad port range and an unknown menu for a number.
+    std::fs::create_dir_all(dir.join("ivr")).expect("ivr dir");
+    std::fs::write(
+        dir.join("ivr/main.toml"),
+        "[menu.entrada]\nprompts = [\"no_such_prompt\"]\nfallback = { action = \"hangup\" }\n[menu.entrada.options]\n1 = { action = \"menu\", menu = \"nowhere\" }\n",
+    )
+    .expect("write ivr");
+    let config = format!(
+        "[media]\nsounds_dir = \"{root}/sounds\"\n[ivr]\ndir = \"ivr\"\n[numbers]\nsoporte = \"entrada\"\n",
+        root = ROOT
+    );
+    std::fs::write(dir.join("centralita.toml"), &config).expect("write config");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(dir.join("centralita.toml"))
+        .output()
+        .expect("run centralita");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("main.toml") && stderr.contains("nowhere"),
+        "unknown menu named: {stderr}"
+    );
+
+    // With the IVR fixed, the missing sound is reported with its path.
+    std::fs::write(
+        dir.join("ivr/main.toml"),
+        "[menu.entrada]\nprompts = [\"no_such_prompt\"]\nfallback = { action = \"hangup\" }\n",
+    )
+    .expect("write ivr");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(dir.join("centralita.toml"))
+        .output()
+        .expect("run centralita");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("es/no_such_prompt.wav"),
+        "missing sound path named: {stderr}"
+    );
+    assert!(
+        stderr.contains("en/no_such_prompt.wav"),
+        "every language checked: {stderr}"
+    );
+
+    // A config error names the file and the key.
+    std::fs::write(
+        dir.join("centralita.toml"),
+        config.replace("[media]\n", "[media]\nrtp_ports = \"9-3\"\n"),
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(dir.join("centralita.toml"))
+        .output()
+        .expect("run centralita");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("centralita.toml: media.rtp_ports"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_stops_the_controller_with_exit_0_within_5_s() {
+    let mut child = Command::new(BIN)
+        .args([
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--rtp-ports",
+            "43000-43099",
+            "--config",
+        ])
+        .arg(Path::new(ROOT).join("config/centralita.toml"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start centralita");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let ready = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.contains("SIP on") => break l,
+            Ok(_) => continue,
+            Err(e) => panic!("no start-up line: {e}"),
+        }
+    };
+    assert!(ready.contains("127.0.0.1:"), "{ready}");
+    let _ = started;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if stopping.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("did not exit within 5 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
