@@ -10,11 +10,17 @@
 
 use super::raw::{self, FrontError, StartLine};
 use crate::metrics::Metrics;
+use rsipstack::sip::Transport;
+use rsipstack::transaction::endpoint::EndpointInner;
+use rsipstack::transport::channel::ChannelConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportEvent};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +39,18 @@ pub struct Front {
     /// send names the local address towards its destination, never an
     /// interface rsipstack guessed.
     via_from_route: bool,
+}
+
+/// The front's decision about one message.
+enum Verdict<'a> {
+    Forward(std::borrow::Cow<'a, [u8]>),
+    Reply(Vec<u8>),
+    Drop,
+}
+
+/// A Content-Length problem: over a stream the next message's start is lost.
+fn is_framing_error(e: &FrontError) -> bool {
+    matches!(e, FrontError::Refuse { detail, .. } if detail.contains("Content-Length"))
 }
 
 /// rsipstack's end of the front: reads what the front let through, sends
@@ -107,35 +125,45 @@ impl Front {
                 return;
             }
         };
+        match self.examine(&data[..msg.framed_len], &msg, src) {
+            Verdict::Forward(bytes) => self.forward(&bytes, src).await,
+            Verdict::Reply(resp) => self.send_counted(&resp, src).await,
+            Verdict::Drop => {}
+        }
+    }
+
+    /// What to do with one framed message: hand it to rsipstack (possibly
+    /// normalised), answer it ourselves, or drop it — counting each.
+    fn examine<'a>(
+        &self,
+        framed: &'a [u8],
+        msg: &raw::RawMessage<'_>,
+        src: SocketAddr,
+    ) -> Verdict<'a> {
         match msg.start {
             StartLine::Response { code, .. } => {
                 let method = msg.cseq_method().unwrap_or("?");
-                if msg.problem.is_some()
-                    || rsipstack::sip::SipMessage::try_from(&data[..msg.framed_len]).is_err()
-                {
+                if msg.problem.is_some() || rsipstack::sip::SipMessage::try_from(framed).is_err() {
                     self.metrics.dropped("malformed_response");
-                    return;
+                    return Verdict::Drop;
                 }
-                let known = msg.top_branch().is_some_and(|b| self.is_client_branch(b));
-                if !known {
+                if !msg.top_branch().is_some_and(|b| self.is_client_branch(b)) {
                     self.metrics.dropped("stray_response");
-                    return;
+                    return Verdict::Drop;
                 }
                 self.metrics
                     .sip_responses
                     .with_label_values(&[method_label(method), class_label(code), "in"])
                     .inc();
-                self.forward(&data[..msg.framed_len], src).await;
+                Verdict::Forward(std::borrow::Cow::Borrowed(framed))
             }
             StartLine::Request { method, .. } => {
                 self.metrics
                     .sip_requests
                     .with_label_values(&[method_label(method), "in"])
                     .inc();
-                let verdict = raw::check_request(&msg)
-                    .and_then(|()| for_stack(&data[..msg.framed_len], &msg));
-                match verdict {
-                    Ok(bytes) => self.forward(&bytes, src).await,
+                match raw::check_request(msg).and_then(|()| for_stack(framed, msg)) {
+                    Ok(bytes) => Verdict::Forward(bytes),
                     Err(FrontError::Refuse {
                         status,
                         reason,
@@ -143,24 +171,189 @@ impl Front {
                     }) => {
                         if method == "ACK" {
                             self.metrics.dropped("malformed_ack");
-                            return;
+                            return Verdict::Drop;
                         }
                         tracing::debug!(%src, status, detail, "refused request");
                         let extra = raw::refusal_headers(status, &detail);
                         let extra: Vec<(&str, &str)> =
                             extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                        let mut resp = raw::build_response(&msg, status, reason, &extra);
+                        let mut resp = raw::build_response(msg, status, reason, &extra);
                         add_received(&mut resp, src);
                         self.metrics
                             .sip_refused
                             .with_label_values(&[&status.to_string()])
                             .inc();
-                        self.send_counted(&resp, src).await;
+                        Verdict::Reply(resp)
                     }
-                    Err(_) => self.metrics.dropped("unparsable"),
+                    Err(_) => {
+                        self.metrics.dropped("unparsable");
+                        Verdict::Drop
+                    }
                 }
             }
         }
+    }
+
+    /// Accept TCP connections on the SIP port until cancelled.
+    pub async fn run_tcp(
+        self: Arc<Self>,
+        listener: TcpListener,
+        layer: Arc<EndpointInner>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "tcp accept error");
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let front = Arc::clone(&self);
+            let layer = Arc::clone(&layer);
+            let cancel = cancel.child_token();
+            tokio::spawn(async move { front.serve_tcp(stream, peer, layer, cancel).await });
+        }
+    }
+
+    /// One TCP connection: frame messages by Content-Length, examine each
+    /// like a datagram, and give rsipstack an in-memory connection whose
+    /// writes come back to this stream.
+    async fn serve_tcp(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        endpoint: Arc<EndpointInner>,
+        cancel: CancellationToken,
+    ) {
+        let layer = &endpoint.transport_layer;
+        let (mut rd, mut wr) = stream.into_split();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<TransportEvent>();
+        let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let remote = SipAddr {
+            r#type: Some(Transport::Tcp),
+            addr: peer.into(),
+        };
+        let Ok(conn) = ChannelConnection::create_connection(
+            in_rx,
+            out_tx,
+            remote.clone(),
+            Some(cancel.clone()),
+        )
+        .await
+        else {
+            return;
+        };
+        let conn = SipConnection::Channel(conn);
+        layer.add_connection(conn.clone());
+
+        // The writer ends when the reader drops `raw_tx` (after anything the
+        // front queued, such as a 400 before a close, has been written).
+        let writer_front = Arc::clone(&self);
+        let writer = tokio::spawn(async move {
+            loop {
+                let bytes = tokio::select! {
+                    biased;
+                    b = raw_rx.recv() => match b {
+                        Some(b) => b,
+                        None => break,
+                    },
+                    ev = out_rx.recv() => match ev {
+                        Some(TransportEvent::Incoming(msg, _, _)) => {
+                            let b = msg.to_bytes();
+                            writer_front.count_out(&b);
+                            b.to_vec()
+                        }
+                        Some(_) => continue,
+                        None => break,
+                    },
+                };
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16384];
+        'read: loop {
+            let n = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = rd.read(&mut chunk) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                // Keep-alives between messages (RFC 5626): CRLFCRLF gets CRLF.
+                let lead = buf
+                    .iter()
+                    .take_while(|b| **b == b'\r' || **b == b'\n')
+                    .count();
+                if lead > 0 {
+                    if buf.starts_with(b"\r\n\r\n") {
+                        let _ = raw_tx.send(b"\r\n".to_vec());
+                    }
+                    buf.drain(..lead);
+                }
+                if buf.is_empty() {
+                    break;
+                }
+                let msg = match raw::split(&buf, false) {
+                    Ok(m) => m,
+                    Err(FrontError::Unframed(_)) if buf.len() < raw::MAX_MESSAGE_BYTES => break,
+                    Err(_) => {
+                        self.metrics.dropped("unparsable");
+                        break 'read;
+                    }
+                };
+                let framed_len = msg.framed_len;
+                let verdict = self.examine(&buf[..framed_len], &msg, peer);
+                match verdict {
+                    Verdict::Forward(bytes) => {
+                        match rsipstack::sip::SipMessage::try_from(bytes.as_ref()) {
+                            Ok(parsed) => {
+                                // Via gets received/rport; if it cannot, keep the message as parsed.
+                                let m = SipConnection::update_msg_received(
+                                    parsed.clone(),
+                                    peer,
+                                    Transport::Tcp,
+                                )
+                                .unwrap_or(parsed);
+                                if in_tx
+                                    .send(TransportEvent::Incoming(m, conn.clone(), remote.clone()))
+                                    .is_err()
+                                {
+                                    break 'read;
+                                }
+                            }
+                            Err(_) => self.metrics.dropped("unparsable"),
+                        }
+                    }
+                    Verdict::Reply(resp) => {
+                        let _ = raw_tx.send(resp);
+                    }
+                    Verdict::Drop => {}
+                }
+                if msg.problem.as_ref().is_some_and(is_framing_error) {
+                    // The stream's framing is lost (bad Content-Length): close.
+                    break 'read;
+                }
+                buf.drain(..framed_len);
+            }
+        }
+        drop(in_tx);
+        drop(raw_tx);
+        cancel.cancel();
+        let _ = writer.await;
+        layer.remove_connection(&conn);
     }
 
     async fn forward(&self, bytes: &[u8], src: SocketAddr) {
@@ -188,6 +381,15 @@ impl Front {
 
     /// Send bytes, counting requests and responses by method and class.
     async fn send_counted(&self, bytes: &[u8], dst: SocketAddr) {
+        self.count_out(bytes);
+        if let Err(e) = self.socket.send_to(bytes, dst).await {
+            tracing::debug!(%dst, error = %e, "udp send failed");
+        }
+    }
+
+    /// Count an outgoing message; remember the branch of a request we send
+    /// so its responses are recognised.
+    fn count_out(&self, bytes: &[u8]) {
         if let Ok(m) = raw::split(bytes, true) {
             match m.start {
                 StartLine::Request { method, .. } => {
@@ -207,9 +409,6 @@ impl Front {
                         .inc();
                 }
             }
-        }
-        if let Err(e) = self.socket.send_to(bytes, dst).await {
-            tracing::debug!(%dst, error = %e, "udp send failed");
         }
     }
 

@@ -222,6 +222,8 @@ impl SipStack {
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let draining = Arc::new(AtomicBool::new(false));
 
+        let tcp = tokio::net::TcpListener::bind(local_addr).await?;
+        tokio::spawn(Arc::clone(&front).run_tcp(tcp, endpoint.inner.clone(), stack_cancel.clone()));
         tokio::spawn(Arc::clone(&front).run_udp(stack_cancel.clone()));
         tokio::spawn(async move { endpoint.serve().await });
         let adapter = Adapter {
@@ -368,9 +370,14 @@ impl Adapter {
             .or((!self.local_addr.ip().is_unspecified()).then(|| self.local_addr.ip()))
             .or_else(|| self.front.local_ip_towards(source.ip()))
             .unwrap_or(self.local_addr.ip());
+        let over_tcp = tx
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.get_addr().r#type == Some(rsipstack::sip::Transport::Tcp));
         let contact = format!(
-            "sip:centralita@{}",
-            SocketAddr::new(local_ip, self.local_addr.port())
+            "sip:centralita@{}{}",
+            SocketAddr::new(local_ip, self.local_addr.port()),
+            if over_tcp { ";transport=tcp" } else { "" }
         );
         let contact = rsipstack::sip::Uri::try_from(contact.as_str()).ok();
         let call_id = req
