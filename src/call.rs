@@ -179,7 +179,7 @@ async fn run_call(
     let mut player = Player { token: 0 };
     let mut sdp_version = session_id;
     if let Some(n) = &negotiated {
-        media = start_media(ctx, id, &mut port, n, &media_tx);
+        media = start_media(ctx, id, call.source.ip(), &mut port, n, &media_tx);
         if media.is_none() {
             leg.hangup().await;
             return CallOutcome::Failed;
@@ -217,7 +217,7 @@ async fn run_call(
                     if media.is_none() {
                         let answer = ack_body.ok_or_else(|| sdp::SdpError::Malformed("no SDP answer in the ACK".into())).and_then(|b| sdp::parse_answer(&b));
                         match answer {
-                            Ok(n) => media = start_media(ctx, id, &mut port, &n, &media_tx),
+                            Ok(n) => media = start_media(ctx, id, call.source.ip(), &mut port, &n, &media_tx),
                             Err(e) => tracing::debug!(error = %e, "no usable SDP answer in the ACK"),
                         }
                         if media.is_none() {
@@ -303,6 +303,7 @@ fn on_digit(ctx: &CallContext, ivr: &mut IvrCall, digit: char, source: DigitSour
 fn start_media(
     ctx: &CallContext,
     id: u64,
+    signalling_ip: std::net::IpAddr,
     port: &mut Option<crate::media::ports::RtpPort>,
     n: &sdp::Negotiated,
     events: &mpsc::UnboundedSender<MediaEvent>,
@@ -312,6 +313,7 @@ fn start_media(
         id,
         port,
         peer: n.remote_rtp,
+        signalling_ip,
         codec: n.codec,
         dtmf_pt: n.dtmf_pt,
         inband_dtmf: ctx.config.inband_dtmf,

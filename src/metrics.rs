@@ -78,6 +78,7 @@ pub struct Metrics {
     pub rtp_packets_received: IntCounter,
     pub rtp_packets_ignored: IntCounterVec,
     pub rtp_send_lateness: Histogram,
+    pub rtp_peers_latched: IntCounter,
     pub rtp_ports_in_use: IntGauge,
 }
 
@@ -176,6 +177,11 @@ impl Metrics {
         registry
             .register(Box::new(rtp_send_lateness.clone()))
             .expect("unique metric");
+        let rtp_peers_latched = counter(
+            &registry,
+            "centralita_rtp_peers_latched_total",
+            "Calls whose RTP came from the signalling host instead of the SDP address (NAT), and was followed",
+        );
         let rtp_ports_in_use = gauge(
             &registry,
             "centralita_rtp_ports_in_use",
@@ -197,6 +203,7 @@ impl Metrics {
             rtp_packets_received,
             rtp_packets_ignored,
             rtp_send_lateness,
+            rtp_peers_latched,
             rtp_ports_in_use,
         }
     }

@@ -1,6 +1,13 @@
 //! One call's media: its RTP port, its row in the media clock, and a receive
 //! task that accepts packets only from the call's peer, counts them, and
 //! turns RFC 4733 events and in-band tones into digits.
+//!
+//! The peer is the address in the caller's SDP — unless that address never
+//! sends and the first RTP comes from the host the caller's signalling came
+//! from: a phone behind NAT (or a multi-homed one, like baresip writing its
+//! LAN address) puts an address in its SDP that it does not send from. Then
+//! the call latches on to that source once (symmetric RTP, as Asterisk's
+//! `comedia`), and sends there too. Any other source is ignored and counted.
 
 use super::clock::{ClockCommand, MediaClock, StreamSetup};
 use super::dtmf::inband::InbandDetector;
@@ -22,6 +29,9 @@ pub struct SessionSetup {
     pub id: u64,
     pub port: RtpPort,
     pub peer: SocketAddr,
+    /// The IP the caller's SIP came from, the only other host whose RTP may
+    /// be latched on to.
+    pub signalling_ip: std::net::IpAddr,
     pub codec: Codec,
     pub dtmf_pt: Option<u8>,
     pub inband_dtmf: bool,
@@ -60,6 +70,11 @@ impl MediaSession {
         let rx = Receiver {
             socket: recv_half,
             peer: peer_rx,
+            signalling_ip: setup.signalling_ip,
+            heard_from_peer: false,
+            latched: None,
+            clock: clock.clone(),
+            id: setup.id,
             codec: setup.codec,
             dtmf_pt: setup.dtmf_pt,
             inband: setup.inband_dtmf.then(InbandDetector::default),
@@ -113,6 +128,12 @@ impl Drop for MediaSession {
 struct Receiver {
     socket: tokio::net::UdpSocket,
     peer: watch::Receiver<SocketAddr>,
+    signalling_ip: std::net::IpAddr,
+    heard_from_peer: bool,
+    /// The source latched on to, replacing the SDP address.
+    latched: Option<SocketAddr>,
+    clock: MediaClock,
+    id: u64,
     codec: Codec,
     dtmf_pt: Option<u8>,
     inband: Option<InbandDetector>,
@@ -123,6 +144,34 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// Whether a packet from `src` is the peer's, latching once on to the
+    /// signalling host when the SDP address has never sent.
+    fn accept_source(&mut self, src: SocketAddr) -> bool {
+        if self.peer.has_changed().unwrap_or(false) {
+            // A re-INVITE named a new address: trust it afresh.
+            self.peer.borrow_and_update();
+            self.heard_from_peer = false;
+            self.latched = None;
+        }
+        let peer = self.latched.unwrap_or(*self.peer.borrow());
+        if src == peer {
+            self.heard_from_peer = true;
+            return true;
+        }
+        if !self.heard_from_peer && self.latched.is_none() && src.ip() == self.signalling_ip {
+            tracing::debug!(sdp = %peer, %src, "RTP latched on to the signalling host");
+            self.latched = Some(src);
+            self.heard_from_peer = true;
+            self.metrics.rtp_peers_latched.inc();
+            self.clock.send(ClockCommand::SetPeer {
+                id: self.id,
+                peer: src,
+            });
+            return true;
+        }
+        false
+    }
+
     async fn run(mut self) {
         let mut buf = vec![0u8; 2048];
         let mut pcm = vec![0i16; 1024];
@@ -138,7 +187,7 @@ impl Receiver {
                     Ok(Err(_)) => continue,
                     Ok(Ok(x)) => x,
                 };
-            if src != *self.peer.borrow() {
+            if !self.accept_source(src) {
                 self.metrics
                     .rtp_packets_ignored
                     .with_label_values(&["wrong_source"])
