@@ -30,14 +30,18 @@ cleanup() {
 trap cleanup EXIT
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-RUST_LOG=warn "$bin" --config config/centralita.toml --sip-listen "$sip" --http-listen "$http" \
+# SIPp's callers send no RTP: give them 300 s before the RTP timeout hangs up.
+sed -e "s#\"\.\./#\"$PWD/#" -e 's/^rtp_timeout_secs = .*/rtp_timeout_secs = 300/' config/centralita.toml >"$work/centralita.toml"
+RUST_LOG=warn "$bin" --config "$work/centralita.toml" --sip-listen "$sip" --http-listen "$http" \
   --rtp-ports 20000-39999 --data-dir "$work/data" 2>"$work/server.log" &
 pids+=($!)
+server_pid=$!
 for _ in $(seq 100); do
   curl -sf "http://$http/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
+idle_rss=$(ps -o rss= -p "$server_pid" | tr -d ' ')
 scenario=$PWD/tests/sipp/uac_prompt.xml
 case "$mode" in
   rate)
@@ -58,9 +62,12 @@ case "$mode" in
       -mi 127.0.0.1 -mp 6000 -m "$arg" -r "$rate" -l "$arg" -nostdin -timeout $((hold + arg / rate + 60))s \
       -timeout_error -max_socket 65000 >"$work/sipp.log" 2>&1; echo "SIPp exit $?" >>"$work/sipp.log") &
     pids+=($!)
-    # Sample once every SIPp call is up.
-    sleep $((arg / rate + 3))
-    target/release/examples/rtp_sampler "$sip" 100 $((hold / 2)) || true
+    # Sample once every SIPp call is up, until they start to end.
+    ramp=$((arg / rate))
+    sleep $((ramp + 3))
+    sample=$((hold - 8 > 5 ? hold - 8 : 5))
+    echo "server RSS with the calls up: $(ps -o rss= -p "$server_pid") KiB (idle: $idle_rss KiB)"
+    target/release/examples/rtp_sampler "$sip" 100 "$sample" || true
     wait "${pids[-1]}" || true
     tail -n 30 "$work/sipp.log"
     ;;

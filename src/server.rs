@@ -49,7 +49,10 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
             ));
         }
     }
-    let names = ivr.prompt_names();
+    // The IVR's prompts, and the spoken numbers 0-99 that queue
+    // announcements use, in every language.
+    let mut names = ivr.prompt_names();
+    names.extend((0..100).map(|n| format!("numbers/{n}")));
     let extra = vec![(
         "hold_music".to_string(),
         format!("{}.wav", config.hold_music),
@@ -88,7 +91,7 @@ pub struct Server {
     draining: Arc<AtomicBool>,
     cancel: CancellationToken,
     clock: MediaClock,
-    clock_thread: Option<std::thread::JoinHandle<()>>,
+    clock_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -100,7 +103,10 @@ impl Server {
         } = loaded;
         let metrics = Metrics::new();
         let cancel = CancellationToken::new();
-        let (clock, clock_thread) = MediaClock::start(metrics.clone())?;
+        let shards = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let (clock, clock_threads) = MediaClock::start(metrics.clone(), shards)?;
         let ports = PortPool::new(
             config.rtp_ports,
             config.sip_listen.ip(),
@@ -150,7 +156,7 @@ impl Server {
             draining,
             cancel,
             clock,
-            clock_thread: Some(clock_thread),
+            clock_threads,
         })
     }
 
@@ -170,8 +176,9 @@ impl Server {
         self.stack.shutdown();
         self.cancel.cancel();
         self.clock.send(ClockCommand::Shutdown);
-        if let Some(t) = self.clock_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        let threads = std::mem::take(&mut self.clock_threads);
+        let _ =
+            tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
+                .await;
     }
 }

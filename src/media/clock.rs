@@ -1,7 +1,7 @@
-//! The media clock: one thread that, every 20 ms, sends the next G.711 frame
-//! of every call it plays to. There is never a timer per call: a call is a
-//! row in the clock's table, and the clock's single absolute-deadline loop
-//! paces them all. Each packet's lateness against its 20 ms slot goes into
+//! The media clock: a thread per core at most (shards), each of which, every
+//! 20 ms, sends the next G.711 frame of every call it plays to. There is
+//! never a timer per call: a call is a row in one shard's table (by call
+//! id), and the shard's single absolute-deadline loop paces them all. Each packet's lateness against its 20 ms slot goes into
 //! `centralita_rtp_send_lateness_seconds`.
 //!
 //! Prompts are shared, pre-encoded frames ([`Prompt`]); a stream only holds a
@@ -112,25 +112,60 @@ impl Stream {
     }
 }
 
-/// Handle to the clock thread.
+/// Handle to the clock's shards.
 #[derive(Clone)]
 pub struct MediaClock {
-    tx: mpsc::Sender<ClockCommand>,
+    shards: Arc<Vec<mpsc::Sender<ClockCommand>>>,
 }
 
 impl MediaClock {
-    /// Start the clock thread.
-    pub fn start(metrics: Metrics) -> std::io::Result<(MediaClock, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("media-clock".into())
-            .spawn(move || run(rx, metrics))?;
-        Ok((MediaClock { tx }, handle))
+    /// Start `shards` clock threads (at least one).
+    pub fn start(
+        metrics: Metrics,
+        shards: usize,
+    ) -> std::io::Result<(MediaClock, Vec<std::thread::JoinHandle<()>>)> {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..shards.max(1) {
+            let (tx, rx) = mpsc::channel();
+            let metrics = metrics.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("media-clock-{i}"))
+                    .spawn(move || run(rx, metrics))?,
+            );
+            senders.push(tx);
+        }
+        Ok((
+            MediaClock {
+                shards: Arc::new(senders),
+            },
+            handles,
+        ))
     }
 
+    /// Send a command to the shard that owns its stream (all shards for
+    /// shutdown).
     pub fn send(&self, cmd: ClockCommand) {
-        // The clock only stops at shutdown; a command sent after that is moot.
-        let _ = self.tx.send(cmd);
+        // A shard only stops at shutdown; a command sent after that is moot.
+        let id = match &cmd {
+            ClockCommand::Add(s) => s.id,
+            ClockCommand::Play { id, .. }
+            | ClockCommand::Background { id, .. }
+            | ClockCommand::Stop { id }
+            | ClockCommand::SetPeer { id, .. }
+            | ClockCommand::Remove { id } => *id,
+            ClockCommand::Shutdown => {
+                for s in self.shards.iter() {
+                    let _ = s.send(ClockCommand::Shutdown);
+                }
+                return;
+            }
+        };
+        let shard = (id % self.shards.len() as u64) as usize;
+        if let Some(s) = self.shards.get(shard) {
+            let _ = s.send(cmd);
+        }
     }
 }
 
