@@ -42,16 +42,23 @@ async fn menu_entries(server: &centralita::server::Server, menu: &str) -> f64 {
 }
 
 async fn wait_menu(server: &centralita::server::Server, menu: &str, n: f64) {
-    let text_has = |s: &centralita::server::Server| {
-        metric(
-            &s.metrics.render(),
-            &format!("centralita_ivr_menu_entries_total{{menu=\"{menu}\"}}"),
-        ) >= n
-    };
-    wait_until(WAIT, &format!("entry into menu {menu}"), || {
-        text_has(server)
-    })
+    wait_metric(
+        server,
+        &format!("centralita_ivr_menu_entries_total{{menu=\"{menu}\"}}"),
+        n,
+    )
     .await;
+}
+
+/// A caller who has chosen a language with `digit` and is in the main menu.
+async fn caller_in_main_menu(server: &centralita::server::Server, digit: char) -> Call {
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut call, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    call.wait_packets(5, WAIT).await;
+    call.send_rfc4733(digit).await;
+    wait_menu(server, "principal", 1.0).await;
+    call
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,12 +102,11 @@ async fn caller_hears_the_spanish_welcome_prompt() {
         "first packet of the talkspurt has the marker bit"
     );
     assert_eq!(call.bye().await, Some(200));
-    wait_until(WAIT, "call end counted", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"caller_hangup\"}",
-        ) >= 1.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"caller_hangup\"}",
+        1.0,
+    )
     .await;
     assert!(scrape(&server, "centralita_rtp_packets_sent_total").await >= pkts.len() as f64);
     server.shutdown().await;
@@ -175,11 +181,7 @@ async fn english_choice_by_sip_info_plays_the_english_menu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_key_plays_invalid_option_then_the_menu_again() {
     let server = start_server().await;
-    let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
-    call.wait_packets(5, WAIT).await;
-    call.send_rfc4733('1').await;
-    wait_menu(&server, "principal", 1.0).await;
+    let mut call = caller_in_main_menu(&server, '1').await;
     call.wait_packets(5, WAIT).await;
     let m = mark(&call);
     call.send_rfc4733('7').await;
@@ -209,11 +211,7 @@ async fn no_input_after_the_prompt_plays_no_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_number_is_collected_until_hash() {
     let server = start_server().await;
-    let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
-    call.wait_packets(5, WAIT).await;
-    call.send_rfc4733('1').await;
-    wait_menu(&server, "principal", 1.0).await;
+    let mut call = caller_in_main_menu(&server, '1').await;
     let m = mark(&call);
     for d in ['4', '1', '2', '3', '#'] {
         call.send_rfc4733(d).await;
@@ -231,11 +229,7 @@ async fn ticket_number_is_collected_until_hash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_request_confirms_and_hangs_up() {
     let server = start_server().await;
-    let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
-    call.wait_packets(5, WAIT).await;
-    call.send_rfc4733('1').await;
-    wait_menu(&server, "principal", 1.0).await;
+    let mut call = caller_in_main_menu(&server, '1').await;
     call.send_rfc4733('9').await;
     assert!(
         call.expect_bye(Duration::from_secs(30)).await,
@@ -247,12 +241,11 @@ async fn callback_request_confirms_and_hangs_up() {
         2000,
     );
     assert!(corr >= 0.9, "callback_confirm correlation {corr:.3}");
-    wait_until(WAIT, "ivr_hangup counted", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"ivr_hangup\"}",
-        ) >= 1.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"ivr_hangup\"}",
+        1.0,
+    )
     .await;
     server.shutdown().await;
 }
@@ -303,11 +296,7 @@ async fn unknown_number_gets_404_and_no_common_codec_gets_488() {
     assert_eq!(resp.status(), Some(404));
     let (_, resp) = Call::place(Arc::clone(&client), "soporte", "9").await;
     assert_eq!(resp.status(), Some(488));
-    wait_until(WAIT, "outcomes counted", || {
-        let t = server.metrics.render();
-        metric(&t, "centralita_calls_total{outcome=\"no_codec\"}") >= 1.0
-    })
-    .await;
+    wait_metric(&server, "centralita_calls_total{outcome=\"no_codec\"}", 1.0).await;
     wait_until(WAIT, "RTP port returned", || {
         server.metrics.rtp_ports_in_use.get() == 0
     })
@@ -400,12 +389,11 @@ async fn cancel_before_answer_ends_the_call_with_487() {
         })
         .await;
     assert!(r487.is_some(), "the INVITE ends with 487");
-    wait_until(WAIT, "cancelled counted", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"cancelled\"}",
-        ) >= 1.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"cancelled\"}",
+        1.0,
+    )
     .await;
     server.shutdown().await;
 }
@@ -602,13 +590,7 @@ async fn a_caller_that_sends_no_rtp_is_hung_up() {
         call.expect_bye(Duration::from_secs(10)).await,
         "BYE after 5 s without RTP"
     );
-    wait_until(WAIT, "timeout counted", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"timeout\"}",
-        ) >= 1.0
-    })
-    .await;
+    wait_metric(&server, "centralita_calls_total{outcome=\"timeout\"}", 1.0).await;
     server.shutdown().await;
 }
 
@@ -652,12 +634,11 @@ async fn rtp_from_the_signalling_host_is_latched_and_other_sources_ignored() {
     for _ in 0..3 {
         stranger.send_to(&pkt, peer).await.expect("send");
     }
-    wait_until(WAIT, "stranger's packets counted as ignored", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_rtp_packets_ignored_total{reason=\"wrong_source\"}",
-        ) >= 3.0
-    })
+    wait_metric(
+        &server,
+        "centralita_rtp_packets_ignored_total{reason=\"wrong_source\"}",
+        3.0,
+    )
     .await;
     assert_eq!(
         scrape(&server, "centralita_dtmf_digits_total{source=\"rfc4733\"}").await,

@@ -16,6 +16,18 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Run `check-config` on a config that must be refused; its stderr.
+fn check_config_fails(config: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(config)
+        .output()
+        .expect("run centralita");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 #[test]
 fn check_config_accepts_the_shipped_configuration() {
     let out = Command::new(BIN)
@@ -49,13 +61,7 @@ fn check_config_reports_every_problem_with_file_and_key() {
         root = ROOT
     );
     std::fs::write(dir.join("centralita.toml"), &config).expect("write config");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(dir.join("centralita.toml"))
-        .output()
-        .expect("run centralita");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_config_fails(&dir.join("centralita.toml"));
     assert!(
         stderr.contains("main.toml") && stderr.contains("nowhere"),
         "unknown menu named: {stderr}"
@@ -67,13 +73,7 @@ fn check_config_reports_every_problem_with_file_and_key() {
         "[menu.entrada]\nprompts = [\"no_such_prompt\"]\nfallback = { action = \"hangup\" }\n",
     )
     .expect("write ivr");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(dir.join("centralita.toml"))
-        .output()
-        .expect("run centralita");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_config_fails(&dir.join("centralita.toml"));
     assert!(
         stderr.contains("es/no_such_prompt.wav"),
         "missing sound path named: {stderr}"
@@ -89,13 +89,7 @@ fn check_config_reports_every_problem_with_file_and_key() {
         config.replace("[media]\n", "[media]\nrtp_ports = \"9-3\"\n"),
     )
     .expect("write");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(dir.join("centralita.toml"))
-        .output()
-        .expect("run centralita");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = check_config_fails(&dir.join("centralita.toml"));
     assert!(
         stderr.contains("centralita.toml: media.rtp_ports"),
         "{stderr}"

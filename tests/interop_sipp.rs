@@ -8,6 +8,12 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
+/// The last `n` lines of SIPp's output, for a failure message.
+fn last_lines(out: &str, n: usize) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn sipp_available() -> bool {
     let found = Command::new("sipp").arg("-v").output().is_ok();
     if !found {
@@ -96,22 +102,13 @@ async fn sipp_200_calls_at_20_per_second_all_hear_their_prompt() {
         Duration::from_secs(60),
     )
     .await;
-    let tail: String = out
-        .lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = last_lines(&out, 40);
     assert!(ok, "SIPp reported failed calls:\n{tail}");
-    wait_until(WAIT, "all 200 calls ended", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"caller_hangup\"}",
-        ) >= 200.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"caller_hangup\"}",
+        200.0,
+    )
     .await;
     let text = server.metrics.render();
     assert_eq!(
@@ -144,22 +141,13 @@ async fn sipp_rfc2833_pcap_digits_reach_the_chosen_menu() {
         Duration::from_secs(30),
     )
     .await;
-    let tail: String = out
-        .lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = last_lines(&out, 40);
     assert!(ok, "SIPp call failed:\n{tail}");
-    wait_until(WAIT, "the call ended", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"caller_hangup\"}",
-        ) >= 1.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"caller_hangup\"}",
+        1.0,
+    )
     .await;
     let text = server.metrics.render();
     assert_eq!(

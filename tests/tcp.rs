@@ -141,12 +141,11 @@ async fn a_call_over_tcp_hears_its_prompt_and_hangs_up() {
         }
     };
     assert_eq!(resp.status(), Some(200));
-    wait_until(WAIT, "caller hangup counted", || {
-        metric(
-            &server.metrics.render(),
-            "centralita_calls_total{outcome=\"caller_hangup\"}",
-        ) >= 1.0
-    })
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"caller_hangup\"}",
+        1.0,
+    )
     .await;
     server.shutdown().await;
 }

@@ -80,6 +80,15 @@ pub async fn scrape(server: &Server, name_with_labels: &str) -> f64 {
     metric(&server.metrics.render(), name_with_labels)
 }
 
+/// Wait until a metric (name with labels, as exported) reaches `at_least`.
+pub async fn wait_metric(server: &Server, name_with_labels: &str, at_least: f64) {
+    let what = format!("{name_with_labels} >= {at_least}");
+    wait_until(WAIT, &what, || {
+        metric(&server.metrics.render(), name_with_labels) >= at_least
+    })
+    .await;
+}
+
 /// Wait until `cond` holds, checking every 10 ms, failing after `within`.
 pub async fn wait_until<F: FnMut() -> bool>(within: Duration, what: &str, mut cond: F) {
     let start = Instant::now();
