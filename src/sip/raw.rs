@@ -12,6 +12,7 @@
 //! Written by hand because it runs on every datagram and must never fail on
 //! garbage; it allocates only the header list. Sans-IO: no sockets, no clock.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Methods centralita knows (RFC 3261 and extensions rsipstack parses).
@@ -58,9 +59,10 @@ pub enum StartLine<'a> {
 /// expanded) and folded continuation lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawHeader<'a> {
-    pub name: String,
+    pub name: Cow<'a, str>,
     pub raw_name: &'a str,
-    pub value: String,
+    /// Borrowed from the message unless folded lines had to be joined.
+    pub value: Cow<'a, str>,
 }
 
 /// A message split into its parts; `framed_len` is how many bytes of the
@@ -101,31 +103,38 @@ impl FrontError {
     }
 }
 
-/// Expand RFC 3261 §7.3.3 compact forms and lowercase the name.
-pub fn canonical_name(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    let full = match lower.as_str() {
-        "i" => "call-id",
-        "m" => "contact",
-        "e" => "content-encoding",
-        "l" => "content-length",
-        "c" => "content-type",
-        "f" => "from",
-        "s" => "subject",
-        "k" => "supported",
-        "t" => "to",
-        "v" => "via",
-        "o" => "event",
-        "r" => "refer-to",
-        "b" => "referred-by",
-        "u" => "allow-events",
-        "x" => "session-expires",
-        "a" => "accept-contact",
-        "j" => "reject-contact",
-        "d" => "request-disposition",
-        _ => return lower,
-    };
-    full.to_string()
+/// Expand RFC 3261 §7.3.3 compact forms and lowercase the name (borrowed
+/// when it already is lowercase).
+pub fn canonical_name(name: &str) -> Cow<'_, str> {
+    if name.len() == 1 {
+        let full = match name.as_bytes()[0].to_ascii_lowercase() {
+            b'i' => "call-id",
+            b'm' => "contact",
+            b'e' => "content-encoding",
+            b'l' => "content-length",
+            b'c' => "content-type",
+            b'f' => "from",
+            b's' => "subject",
+            b'k' => "supported",
+            b't' => "to",
+            b'v' => "via",
+            b'o' => "event",
+            b'r' => "refer-to",
+            b'b' => "referred-by",
+            b'u' => "allow-events",
+            b'x' => "session-expires",
+            b'a' => "accept-contact",
+            b'j' => "reject-contact",
+            b'd' => "request-disposition",
+            _ => return Cow::Owned(name.to_ascii_lowercase()),
+        };
+        return Cow::Borrowed(full);
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 fn is_token_char(c: char) -> bool {
@@ -171,8 +180,9 @@ pub fn split(buf: &[u8], datagram: bool) -> Result<RawMessage<'_>, FrontError> {
             // Folded continuation of the previous header (RFC 3261 §7.3.1).
             match headers.last_mut() {
                 Some(h) => {
-                    h.value.push(' ');
-                    h.value.push_str(line.trim());
+                    let joined = h.value.to_mut();
+                    joined.push(' ');
+                    joined.push_str(line.trim());
                 }
                 None => {
                     problem.get_or_insert(bad_for(&start, "continuation line before any header"));
@@ -195,7 +205,7 @@ pub fn split(buf: &[u8], datagram: bool) -> Result<RawMessage<'_>, FrontError> {
         headers.push(RawHeader {
             name: canonical_name(raw_name),
             raw_name,
-            value: value.trim().to_string(),
+            value: Cow::Borrowed(value.trim()),
         });
     }
 
@@ -327,14 +337,14 @@ impl<'a> RawMessage<'a> {
         self.headers
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| h.value.as_str())
+            .map(|h| h.value.as_ref())
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|h| h.name == name)
-            .map(|h| h.value.as_str())
+            .map(|h| h.value.as_ref())
     }
 
     pub fn method(&self) -> Option<&'a str> {
@@ -477,8 +487,8 @@ pub fn check_request(msg: &RawMessage<'_>) -> Result<(), FrontError> {
 /// Contact, and unbalanced quotes in the name-addr headers.
 fn check_structure(msg: &RawMessage<'_>) -> Result<(), FrontError> {
     for h in &msg.headers {
-        let v = h.value.as_str();
-        if matches!(h.name.as_str(), "via" | "contact") {
+        let v = h.value.as_ref();
+        if matches!(h.name.as_ref(), "via" | "contact") {
             let squeezed: String = v.chars().filter(|c| !c.is_whitespace()).collect();
             if squeezed.contains(";;")
                 || squeezed.contains(",,")
@@ -488,7 +498,7 @@ fn check_structure(msg: &RawMessage<'_>) -> Result<(), FrontError> {
                 return Err(FrontError::bad(format!("empty parameter in {}", h.name)));
             }
         }
-        if matches!(h.name.as_str(), "from" | "to" | "contact") && !quotes_balanced(v) {
+        if matches!(h.name.as_ref(), "from" | "to" | "contact") && !quotes_balanced(v) {
             return Err(FrontError::bad(format!(
                 "unterminated quoted string in {}",
                 h.name
@@ -531,7 +541,7 @@ pub fn normalized(msg: &RawMessage<'_>) -> Vec<u8> {
         StartLine::Response { .. } => return Vec::new(),
     }
     for h in &msg.headers {
-        let value = match h.name.as_str() {
+        let value = match h.name.as_ref() {
             "from" | "to" => {
                 let mut v = tidy_params(&h.value);
                 if h.name == "from" && !has_tag(&v) {
@@ -548,7 +558,7 @@ pub fn normalized(msg: &RawMessage<'_>) -> Vec<u8> {
                 }
                 v
             }
-            _ => h.value.clone(),
+            _ => h.value.to_string(),
         };
         let _ = write!(Adapter(&mut out), "{}: {}\r\n", h.raw_name, value);
     }
