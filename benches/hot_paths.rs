@@ -42,14 +42,17 @@ fn media(c: &mut Criterion) {
     let speechlike: Vec<i16> = (0..160)
         .map(|i| {
             let t = f64::from(i) / 8000.0;
-            (3000.0 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 1500.0 * (2.0 * std::f64::consts::PI * 660.0 * t).sin()) as i16
+            (3000.0 * (2.0 * std::f64::consts::PI * 220.0 * t).sin()
+                + 1500.0 * (2.0 * std::f64::consts::PI * 660.0 * t).sin()) as i16
         })
         .collect();
     let mut det = InbandDetector::default();
     c.bench_function("inband DTMF: one 20 ms frame", |b| {
-        b.iter(|| det.process_with(black_box(&speechlike), |d| {
-            black_box(d);
-        }))
+        b.iter(|| {
+            det.process_with(black_box(&speechlike), |d| {
+                black_box(d);
+            })
+        })
     });
     let mut rx = Rfc4733Receiver::new();
     let mut ts = 0u32;

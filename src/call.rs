@@ -109,14 +109,14 @@ async fn run_call(
 ) -> CallOutcome {
     tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
     let Some(entry) = ctx.config.numbers.get(&call.dialed) else {
-        leg.reject(404, vec![]);
+        leg.reject(404);
         return CallOutcome::NotFound;
     };
     let port = match ctx.ports.allocate() {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "no RTP port");
-            leg.reject(503, vec![]);
+            leg.reject(503);
             return CallOutcome::Unavailable;
         }
     };
@@ -127,7 +127,7 @@ async fn run_call(
             Ok(n) => Some(n),
             Err(e) => {
                 tracing::debug!(error = %e, "SDP offer refused");
-                leg.reject(e.sip_status(), vec![]);
+                leg.reject(e.sip_status());
                 return CallOutcome::NoCodec;
             }
         },
@@ -145,7 +145,7 @@ async fn run_call(
             tokio::select! {
                 _ = &mut ring => break,
                 _ = ctx.shutdown.cancelled() => {
-                    leg.reject(503, vec![]);
+                    leg.reject(503);
                     return CallOutcome::Shutdown;
                 }
                 ev = leg_events.recv() => match ev {

@@ -160,6 +160,12 @@ impl Server {
         })
     }
 
+    /// Dialogs rsipstack holds: back to 0 once every call has ended (a leak
+    /// would show here).
+    pub fn sip_dialogs(&self) -> usize {
+        self.stack.dialog_count()
+    }
+
     /// Stop taking calls (503), send BYE to the active ones, and stop —
     /// without waiting for transaction timers. Bounded to a few seconds.
     pub async fn shutdown(mut self) {

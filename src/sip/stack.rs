@@ -120,9 +120,8 @@ impl CallLeg {
     }
 
     /// A final error response before the answer.
-    pub fn reject(&self, status: u16, extra: Vec<(String, String)>) {
+    pub fn reject(&self, status: u16) {
         let _ = self.dialog.reject(Some(StatusCode::from(status)), None);
-        let _ = extra;
     }
 
     /// BYE (or CANCEL-equivalent for an unanswered call).
