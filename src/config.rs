@@ -36,6 +36,80 @@ pub struct FileConfig {
     pub numbers: BTreeMap<String, String>,
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
+    #[serde(default)]
+    pub registrar: RegistrarSection,
+    /// Feature codes agents dial from their softphone.
+    #[serde(default)]
+    pub features: FeatureCodes,
+    /// Agents by id.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentEntry>,
+}
+
+/// The registrar: digest realm, nonce lifetime, binding lifetimes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSection {
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime_secs: u32,
+    #[serde(default = "default_min_expires")]
+    pub min_expires_secs: u32,
+    #[serde(default = "default_max_expires")]
+    pub max_expires_secs: u32,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        RegistrarSection {
+            realm: default_realm(),
+            nonce_lifetime_secs: default_nonce_lifetime(),
+            min_expires_secs: default_min_expires(),
+            max_expires_secs: default_max_expires(),
+        }
+    }
+}
+
+/// What an agent dials to change state; each answered with a short prompt.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureCodes {
+    #[serde(default = "default_ready_code")]
+    pub ready: String,
+    #[serde(default = "default_pause_code")]
+    pub pause: String,
+    #[serde(default = "default_logout_code")]
+    pub logout: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            ready: default_ready_code(),
+            pause: default_pause_code(),
+            logout: default_logout_code(),
+        }
+    }
+}
+
+/// One agent (technician).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    pub name: String,
+    /// The user part of the agent's address of record (its softphone's SIP
+    /// username).
+    pub sip_user: String,
+    pub password: String,
+    /// Skill name → level 0..=10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Support level: 1 (first line) or 2 (experts).
+    #[serde(default = "default_support_level")]
+    pub level: u8,
+    #[serde(default = "default_wrap_up")]
+    pub wrap_up_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +204,33 @@ fn default_ivr_dir() -> String {
 }
 fn default_data_dir() -> String {
     "../data".into()
+}
+fn default_realm() -> String {
+    "centralita".into()
+}
+fn default_nonce_lifetime() -> u32 {
+    300
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    3600
+}
+fn default_ready_code() -> String {
+    "*11".into()
+}
+fn default_pause_code() -> String {
+    "*12".into()
+}
+fn default_logout_code() -> String {
+    "*13".into()
+}
+fn default_support_level() -> u8 {
+    1
+}
+fn default_wrap_up() -> u32 {
+    15
 }
 
 impl Default for SipSection {
@@ -233,9 +334,20 @@ pub struct RuntimeConfig {
     pub ivr_dir: PathBuf,
     pub numbers: BTreeMap<String, String>,
     pub data_dir: PathBuf,
+    pub registrar: RegistrarSection,
+    pub features: FeatureCodes,
+    pub agents: BTreeMap<String, AgentEntry>,
 }
 
 impl RuntimeConfig {
+    /// The agent whose softphone registers as `sip_user`.
+    pub fn agent_by_sip_user(&self, sip_user: &str) -> Option<(&str, &AgentEntry)> {
+        self.agents
+            .iter()
+            .find(|(_, a)| a.sip_user == sip_user)
+            .map(|(id, a)| (id.as_str(), a))
+    }
+
     /// Read and validate a config file, applying command-line overrides.
     /// Returns every problem found, not just the first.
     pub fn load(path: &Path, ov: &Overrides) -> Result<RuntimeConfig, Vec<ConfigError>> {
@@ -346,6 +458,7 @@ impl RuntimeConfig {
         if !(5..=3600).contains(&f.media.rtp_timeout_secs) {
             err("media.rtp_timeout_secs", "expected 5..=3600".into());
         }
+        validate_agents(&f, &mut err);
         if f.sip.answer_after_ms > 60_000 {
             err("sip.answer_after_ms", "expected 0..=60000".into());
         }
@@ -386,7 +499,64 @@ impl RuntimeConfig {
             ivr_dir: base.join(f.ivr.dir),
             numbers: f.numbers,
             data_dir: ov.data_dir.clone().unwrap_or_else(|| base.join(f.data_dir)),
+            registrar: f.registrar,
+            features: f.features,
+            agents: f.agents,
         })
+    }
+}
+
+/// Agents, the registrar and feature codes: unique SIP users, sane levels
+/// and times, feature codes that are not also IVR numbers.
+fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
+    let mut users = std::collections::BTreeSet::new();
+    for (id, a) in &f.agents {
+        let key = |k: &str| format!("agents.{id}.{k}");
+        if a.sip_user.is_empty() || a.sip_user.contains(['@', ':', ';', ' ']) {
+            err(&key("sip_user"), "expected a SIP user part, e.g. \"ana\"".into());
+        } else if !users.insert(a.sip_user.as_str()) {
+            err(&key("sip_user"), format!("{:?} is already another agent's", a.sip_user));
+        }
+        if a.password.len() < 4 {
+            err(&key("password"), "expected at least 4 characters".into());
+        }
+        if !(1..=2).contains(&a.level) {
+            err(&key("level"), "expected 1 or 2".into());
+        }
+        if a.wrap_up_secs > 600 {
+            err(&key("wrap_up_secs"), "expected 0..=600".into());
+        }
+        for (skill, level) in &a.skills {
+            if *level > 10 {
+                err(&key(&format!("skills.{skill}")), "expected a level 0..=10".into());
+            }
+        }
+    }
+    let r = &f.registrar;
+    if r.realm.is_empty() || r.realm.contains('"') {
+        err("registrar.realm", "expected a non-empty realm without quotes".into());
+    }
+    if !(30..=3600).contains(&r.nonce_lifetime_secs) {
+        err("registrar.nonce_lifetime_secs", "expected 30..=3600".into());
+    }
+    if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs || r.max_expires_secs > 86_400 {
+        err(
+            "registrar.min_expires_secs",
+            "expected 0 < min_expires_secs <= max_expires_secs <= 86400".into(),
+        );
+    }
+    let codes = [("ready", &f.features.ready), ("pause", &f.features.pause), ("logout", &f.features.logout)];
+    for (i, (name, code)) in codes.iter().enumerate() {
+        let key = format!("features.{name}");
+        if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+            err(&key, "expected digits, * and #, e.g. \"*11\"".into());
+        }
+        if f.numbers.contains_key(code.as_str()) {
+            err(&key, format!("{code:?} is also an IVR number in [numbers]"));
+        }
+        if codes[..i].iter().any(|(_, other)| other == code) {
+            err(&key, format!("{code:?} is used by another feature"));
+        }
     }
 }
 
@@ -464,6 +634,16 @@ mod tests {
         assert!(errs[0].message.contains("listne"), "{errs:?}");
         assert_eq!(errs[0].key, "sip.listne", "{errs:?}");
         assert!(errs[0].message.contains("line 5"), "{errs:?}");
+    }
+
+    #[test]
+    fn agents_are_validated_with_their_keys() {
+        let text = "[numbers]\n\"*11\" = \"idioma\"\n[agents.ana]\nname = \"Ana\"\nsip_user = \"ana\"\npassword = \"pw\"\nlevel = 3\nskills = { software = 11 }\n[agents.bea]\nname = \"Bea\"\nsip_user = \"ana\"\npassword = \"secret\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default()).expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        for k in ["agents.ana.password", "agents.ana.level", "agents.ana.skills.software", "agents.bea.sip_user", "features.ready"] {
+            assert!(keys.contains(&k), "{k} in {keys:?}");
+        }
     }
 
     #[test]
