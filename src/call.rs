@@ -4,7 +4,7 @@
 //! ACD exists, "queue" plays the menu's prompt then holds the caller on
 //! music, and "request callback" plays the confirmation and ends the call.
 
-use crate::config::RuntimeConfig;
+use crate::config::{FeatureCodes, RuntimeConfig};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
 use crate::media::clock::MediaClock;
 use crate::media::dtmf::{info::parse_info_body, DigitSource};
@@ -14,6 +14,7 @@ use crate::media::{MediaEvent, MediaSession, SessionSetup};
 use crate::metrics::{CallOutcome, Metrics};
 use crate::sdp;
 use crate::sip::{CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent};
+use crate::switchboard::{Feature, Switchboard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +22,57 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The menus an agent's feature-code call runs: the state's prompt, then
+/// hang up (the empty retry count sends the menu to its fallback at once
+/// after the first short timeout).
+const FEATURE_MENUS: &str = r#"
+[menu.agent_available]
+prompts = ["agent_ready"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+
+[menu.agent_paused]
+prompts = ["agent_paused"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+
+[menu.agent_logged_out]
+prompts = ["agent_logged_out"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+"#;
+
+/// The built-in feature-code menus.
+pub fn feature_script() -> Result<IvrScript, Vec<String>> {
+    IvrScript::load_sources([(
+        std::path::Path::new("<built-in feature menus>"),
+        FEATURE_MENUS,
+    )])
+    .map_err(|es| es.iter().map(ToString::to_string).collect())
+}
+
+/// Which feature, if `dialed` is a feature code.
+pub fn feature_of(codes: &FeatureCodes, dialed: &str) -> Option<Feature> {
+    if dialed == codes.ready {
+        Some(Feature::Ready)
+    } else if dialed == codes.pause {
+        Some(Feature::Pause)
+    } else if dialed == codes.logout {
+        Some(Feature::Logout)
+    } else {
+        None
+    }
+}
+
 /// Everything calls share.
 pub struct CallContext {
     pub config: RuntimeConfig,
     pub ivr: Arc<IvrScript>,
+    pub feature_ivr: Arc<IvrScript>,
+    pub switchboard: Switchboard,
     pub prompts: Arc<PromptLibrary>,
     pub hold_music: Option<Arc<Prompt>>,
     pub clock: MediaClock,
@@ -41,6 +89,8 @@ impl CallContext {
     pub fn new(
         config: RuntimeConfig,
         ivr: Arc<IvrScript>,
+        feature_ivr: Arc<IvrScript>,
+        switchboard: Switchboard,
         prompts: Arc<PromptLibrary>,
         clock: MediaClock,
         ports: Arc<PortPool>,
@@ -51,6 +101,8 @@ impl CallContext {
         Arc::new(CallContext {
             config,
             ivr,
+            feature_ivr,
+            switchboard,
             prompts,
             hold_music,
             clock,
@@ -96,7 +148,11 @@ impl CallHandler for Calls {
     }
 
     fn knows_number(&self, dialed: &str) -> bool {
-        self.0.config.numbers.contains_key(dialed)
+        self.0.config.numbers.contains_key(dialed) || self.needs_agent(dialed)
+    }
+
+    fn needs_agent(&self, dialed: &str) -> bool {
+        feature_of(&self.0.config.features, dialed).is_some()
     }
 }
 
@@ -108,9 +164,30 @@ async fn run_call(
     mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
 ) -> CallOutcome {
     tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
-    let Some(entry) = ctx.config.numbers.get(&call.dialed) else {
-        leg.reject(404);
-        return CallOutcome::NotFound;
+    // An agent's feature code runs a built-in menu that says the new state;
+    // any other number runs the operator's IVR.
+    let (script, entry) = match (&call.agent, feature_of(&ctx.config.features, &call.dialed)) {
+        (Some(agent), Some(feature)) => {
+            let menu = match ctx.switchboard.feature(agent, feature).await {
+                None => {
+                    leg.reject(404);
+                    return CallOutcome::NotFound;
+                }
+                Some(_) => match feature {
+                    Feature::Ready => "agent_available",
+                    Feature::Pause => "agent_paused",
+                    Feature::Logout => "agent_logged_out",
+                },
+            };
+            (Arc::clone(&ctx.feature_ivr), menu.to_string())
+        }
+        _ => match ctx.config.numbers.get(&call.dialed) {
+            Some(entry) => (Arc::clone(&ctx.ivr), entry.clone()),
+            None => {
+                leg.reject(404);
+                return CallOutcome::NotFound;
+            }
+        },
     };
     let port = match ctx.ports.allocate() {
         Ok(p) => p,
@@ -163,12 +240,7 @@ async fn run_call(
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let mut port = Some(port);
     let mut media: Option<MediaSession> = None;
-    let mut ivr = match IvrCall::new(
-        Arc::clone(&ctx.ivr),
-        entry,
-        &ctx.config.default_language,
-        Instant::now(),
-    ) {
+    let mut ivr = match IvrCall::new(script, &entry, &ctx.config.default_language, Instant::now()) {
         Ok(i) => i,
         Err(e) => {
             tracing::error!(error = %e, "IVR entry menu missing");

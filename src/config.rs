@@ -513,9 +513,15 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
     for (id, a) in &f.agents {
         let key = |k: &str| format!("agents.{id}.{k}");
         if a.sip_user.is_empty() || a.sip_user.contains(['@', ':', ';', ' ']) {
-            err(&key("sip_user"), "expected a SIP user part, e.g. \"ana\"".into());
+            err(
+                &key("sip_user"),
+                "expected a SIP user part, e.g. \"ana\"".into(),
+            );
         } else if !users.insert(a.sip_user.as_str()) {
-            err(&key("sip_user"), format!("{:?} is already another agent's", a.sip_user));
+            err(
+                &key("sip_user"),
+                format!("{:?} is already another agent's", a.sip_user),
+            );
         }
         if a.password.len() < 4 {
             err(&key("password"), "expected at least 4 characters".into());
@@ -528,27 +534,44 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
         }
         for (skill, level) in &a.skills {
             if *level > 10 {
-                err(&key(&format!("skills.{skill}")), "expected a level 0..=10".into());
+                err(
+                    &key(&format!("skills.{skill}")),
+                    "expected a level 0..=10".into(),
+                );
             }
         }
     }
     let r = &f.registrar;
     if r.realm.is_empty() || r.realm.contains('"') {
-        err("registrar.realm", "expected a non-empty realm without quotes".into());
+        err(
+            "registrar.realm",
+            "expected a non-empty realm without quotes".into(),
+        );
     }
     if !(30..=3600).contains(&r.nonce_lifetime_secs) {
         err("registrar.nonce_lifetime_secs", "expected 30..=3600".into());
     }
-    if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs || r.max_expires_secs > 86_400 {
+    if r.min_expires_secs == 0
+        || r.min_expires_secs > r.max_expires_secs
+        || r.max_expires_secs > 86_400
+    {
         err(
             "registrar.min_expires_secs",
             "expected 0 < min_expires_secs <= max_expires_secs <= 86400".into(),
         );
     }
-    let codes = [("ready", &f.features.ready), ("pause", &f.features.pause), ("logout", &f.features.logout)];
+    let codes = [
+        ("ready", &f.features.ready),
+        ("pause", &f.features.pause),
+        ("logout", &f.features.logout),
+    ];
     for (i, (name, code)) in codes.iter().enumerate() {
         let key = format!("features.{name}");
-        if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+        if code.is_empty()
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
             err(&key, "expected digits, * and #, e.g. \"*11\"".into());
         }
         if f.numbers.contains_key(code.as_str()) {
@@ -639,9 +662,16 @@ mod tests {
     #[test]
     fn agents_are_validated_with_their_keys() {
         let text = "[numbers]\n\"*11\" = \"idioma\"\n[agents.ana]\nname = \"Ana\"\nsip_user = \"ana\"\npassword = \"pw\"\nlevel = 3\nskills = { software = 11 }\n[agents.bea]\nname = \"Bea\"\nsip_user = \"ana\"\npassword = \"secret\"\n";
-        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default()).expect_err("invalid");
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
         let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
-        for k in ["agents.ana.password", "agents.ana.level", "agents.ana.skills.software", "agents.bea.sip_user", "features.ready"] {
+        for k in [
+            "agents.ana.password",
+            "agents.ana.level",
+            "agents.ana.skills.software",
+            "agents.bea.sip_user",
+            "features.ready",
+        ] {
             assert!(keys.contains(&k), "{k} in {keys:?}");
         }
     }

@@ -6,6 +6,7 @@
 //! `media::{g711, rtp, dtmf, prompts}`, `sip::raw`. Drivers: `sip`, `media`
 //! (clock, session, ports), `call`, `http`, `server`.
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod http;
@@ -15,3 +16,4 @@ pub mod metrics;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod switchboard;

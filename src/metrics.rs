@@ -5,8 +5,8 @@
 //! `centralita_…`, counters end in `_total`, units in `_seconds`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// How a call ended, the label of `centralita_calls_total`.
@@ -80,6 +80,9 @@ pub struct Metrics {
     pub rtp_send_lateness: Histogram,
     pub rtp_peers_latched: IntCounter,
     pub rtp_ports_in_use: IntGauge,
+    pub sip_auth_failures: IntCounterVec,
+    pub agents_registered: IntGauge,
+    pub agents: IntGaugeVec,
 }
 
 impl Metrics {
@@ -187,8 +190,30 @@ impl Metrics {
             "centralita_rtp_ports_in_use",
             "RTP ports held by calls",
         );
+        let sip_auth_failures = counter_vec(
+            &registry,
+            "centralita_sip_auth_failures_total",
+            "Requests refused 403 for wrong credentials, by method",
+            &["method"],
+        );
+        let agents_registered = gauge(
+            &registry,
+            "centralita_agents_registered",
+            "Agents with at least one live SIP binding",
+        );
+        let agents = IntGaugeVec::new(
+            Opts::new("centralita_agents", "Agents by state"),
+            &["state"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(agents.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
+            agents,
+            sip_auth_failures,
+            agents_registered,
             calls,
             calls_active,
             ivr_menu_entries,

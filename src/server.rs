@@ -9,7 +9,9 @@ use crate::media::clock::{ClockCommand, MediaClock};
 use crate::media::ports::PortPool;
 use crate::media::prompts::PromptLibrary;
 use crate::metrics::Metrics;
+use crate::sip::accounts::Accounts;
 use crate::sip::{SipStack, StackOptions};
+use crate::switchboard::{acd_config, AgentStatus, Switchboard};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Loaded {
     pub config: RuntimeConfig,
     pub ivr: Arc<IvrScript>,
+    pub feature_ivr: Arc<IvrScript>,
     pub prompts: Arc<PromptLibrary>,
 }
 
@@ -49,9 +52,11 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
             ));
         }
     }
-    // The IVR's prompts, and the spoken numbers 0-99 that queue
-    // announcements use, in every language.
+    // The IVR's prompts, the agents' feature-code prompts, and the spoken
+    // numbers 0-99 that queue announcements use, in every language.
+    let feature_ivr = crate::call::feature_script()?;
     let mut names = ivr.prompt_names();
+    names.extend(feature_ivr.prompt_names());
     names.extend((0..100).map(|n| format!("numbers/{n}")));
     let extra = vec![(
         "hold_music".to_string(),
@@ -68,6 +73,7 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
         (Some(prompts), true) => Ok(Loaded {
             config,
             ivr: Arc::new(ivr),
+            feature_ivr: Arc::new(feature_ivr),
             prompts: Arc::new(prompts),
         }),
         _ => Err(problems),
@@ -92,6 +98,7 @@ pub struct Server {
     cancel: CancellationToken,
     clock: MediaClock,
     clock_threads: Vec<std::thread::JoinHandle<()>>,
+    switchboard: Switchboard,
 }
 
 impl Server {
@@ -99,6 +106,7 @@ impl Server {
         let Loaded {
             config,
             ivr,
+            feature_ivr,
             prompts,
         } = loaded;
         let metrics = Metrics::new();
@@ -112,9 +120,24 @@ impl Server {
             config.sip_listen.ip(),
             metrics.rtp_ports_in_use.clone(),
         );
+        let (accounts, presence) = Accounts::new(&config, metrics.clone());
+        let switchboard = Switchboard::start(
+            acd_config(&config),
+            metrics.clone(),
+            presence,
+            cancel.clone(),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the agents and queues: {e}",
+                config.config_file.display()
+            )
+        })?;
         let ctx = CallContext::new(
             config.clone(),
             ivr,
+            feature_ivr,
+            switchboard.clone(),
             prompts,
             clock.clone(),
             ports,
@@ -133,6 +156,7 @@ impl Server {
             stack_opts,
             metrics.clone(),
             handler,
+            accounts,
             cancel.clone(),
         )
         .await?;
@@ -157,7 +181,13 @@ impl Server {
             cancel,
             clock,
             clock_threads,
+            switchboard,
         })
+    }
+
+    /// An agent's state (from the one state machine, in the ACD).
+    pub async fn agent_status(&self, agent: &str) -> Option<AgentStatus> {
+        self.switchboard.status(agent).await
     }
 
     /// Dialogs rsipstack holds: back to 0 once every call has ended (a leak

@@ -2,8 +2,11 @@
 //! the adapter that turns them into the project's own call events. Only this
 //! module names rsipstack types.
 
+pub mod accounts;
+pub mod digest;
 pub mod front;
 pub mod raw;
+pub mod registrar;
 pub mod stack;
 
 pub use stack::{

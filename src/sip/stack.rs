@@ -5,6 +5,7 @@
 //! own [`IncomingCall`] + [`CallLeg`] + [`LegEvent`]s. Nothing outside
 //! `src/sip` sees an rsipstack type.
 
+use super::accounts::{header_values, Accounts, Authenticated};
 use super::front::Front;
 use crate::metrics::Metrics;
 use rsipstack::dialog::dialog::{Dialog, DialogState, TerminatedReason, TransactionHandle};
@@ -35,6 +36,9 @@ pub struct IncomingCall {
     pub local_ip: IpAddr,
     /// The SDP offer, if the INVITE carried one.
     pub offer: Option<Vec<u8>>,
+    /// The agent (by id) whose digest credentials the INVITE carried, for
+    /// numbers that only agents may dial (feature codes).
+    pub agent: Option<String>,
 }
 
 /// What happens on a call's SIP leg.
@@ -137,6 +141,8 @@ pub trait CallHandler: Send + Sync + 'static {
     fn incoming(&self, call: IncomingCall, leg: CallLeg, events: mpsc::UnboundedReceiver<LegEvent>);
     /// Whether the dialed number is one we answer (else 404).
     fn knows_number(&self, dialed: &str) -> bool;
+    /// Whether only an authenticated agent may dial it (feature codes).
+    fn needs_agent(&self, dialed: &str) -> bool;
 }
 
 /// Settings the adapter needs.
@@ -178,6 +184,7 @@ impl SipStack {
         opts: StackOptions,
         metrics: Metrics,
         handler: Arc<dyn CallHandler>,
+        accounts: Arc<Accounts>,
         cancel: CancellationToken,
     ) -> std::io::Result<SipStack> {
         let socket = tokio::net::UdpSocket::bind(listen).await?;
@@ -225,7 +232,9 @@ impl SipStack {
         tokio::spawn(Arc::clone(&front).run_tcp(tcp, endpoint.inner.clone(), stack_cancel.clone()));
         tokio::spawn(Arc::clone(&front).run_udp(stack_cancel.clone()));
         tokio::spawn(async move { endpoint.serve().await });
+        tokio::spawn(Arc::clone(&accounts).run_expiry(stack_cancel.clone()));
         let adapter = Adapter {
+            accounts,
             front,
             dialogs: Arc::clone(&dialogs),
             handler,
@@ -258,6 +267,7 @@ impl SipStack {
 }
 
 struct Adapter {
+    accounts: Arc<Accounts>,
     front: Arc<Front>,
     dialogs: Arc<DialogLayer>,
     handler: Arc<dyn CallHandler>,
@@ -311,6 +321,11 @@ impl Adapter {
                 ];
                 reply(&mut tx, 200, headers).await
             }
+            Method::Register => {
+                let (source, over_tcp) = peer_of(&tx);
+                let source = source.unwrap_or(self.local_addr);
+                self.accounts.on_register(&mut tx, source, over_tcp).await
+            }
             Method::Ack => {}
             Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Cancel => {
                 reply(&mut tx, 481, vec![]).await
@@ -357,12 +372,28 @@ impl Adapter {
                 return reply(&mut tx, 406, vec![("Accept", "application/sdp")]).await;
             }
         }
-        let source = tx
-            .connection
-            .as_ref()
-            .and_then(|c| c.get_remote_addr())
-            .and_then(|a| a.get_socketaddr().ok())
-            .unwrap_or(self.local_addr);
+        let agent = if self.handler.needs_agent(&dialed) {
+            let authz = header_values(req, "Authorization").into_iter().next();
+            match self
+                .accounts
+                .authenticate("INVITE", authz.as_deref(), std::time::Instant::now())
+            {
+                Authenticated::Agent(a) => Some(a),
+                Authenticated::Challenge(ch) => {
+                    let headers: Vec<(&str, &str)> = ch
+                        .iter()
+                        .map(|v| ("WWW-Authenticate", v.as_str()))
+                        .collect();
+                    return reply(&mut tx, 401, headers).await;
+                }
+                Authenticated::Forbidden => return reply(&mut tx, 403, vec![]).await,
+            }
+        } else {
+            None
+        };
+        let req = &tx.original;
+        let (source, _) = peer_of(&tx);
+        let source = source.unwrap_or(self.local_addr);
         let local_ip = self
             .opts
             .advertise
@@ -413,6 +444,7 @@ impl Adapter {
             source,
             local_ip,
             offer,
+            agent,
         };
         self.handler.incoming(
             call,
@@ -426,6 +458,16 @@ impl Adapter {
         let mut d = dialog;
         let _ = d.handle(&mut tx).await;
     }
+}
+
+/// Where a transaction's request came from, and whether over TCP.
+fn peer_of(tx: &Transaction) -> (Option<SocketAddr>, bool) {
+    let Some(c) = tx.connection.as_ref() else {
+        return (None, false);
+    };
+    let over_tcp = c.get_addr().r#type == Some(rsipstack::sip::Transport::Tcp);
+    let addr = c.get_remote_addr().and_then(|a| a.get_socketaddr().ok());
+    (addr, over_tcp)
 }
 
 async fn reply(tx: &mut Transaction, status: u16, headers: Vec<(&str, &str)>) {

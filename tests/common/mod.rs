@@ -3,6 +3,8 @@
 //! independent G.711 decoder (audio-codec-algorithms).
 #![allow(dead_code)]
 
+pub mod auth;
+
 use centralita::config::Overrides;
 use centralita::server::{load_all, Server, ServerOptions};
 use std::collections::BTreeMap;
@@ -139,6 +141,16 @@ impl Msg {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
     }
+    /// Every value of a header (several header lines).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn cseq_method(&self) -> Option<&str> {
         self.header("cseq")?.split_whitespace().nth(1)
     }
@@ -206,6 +218,60 @@ impl SipClient {
                 && m.header("cseq") == Some(cseq.as_str())
         })
         .await
+    }
+
+    /// A REGISTER for `user` at the server (AOR sip:user@server-ip).
+    pub fn register_bytes(
+        &self,
+        user: &str,
+        call_id: &str,
+        cseq: u32,
+        expires: u32,
+        authz: Option<&str>,
+    ) -> Vec<u8> {
+        let ip = self.server.ip();
+        let auth = authz
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{ip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{cid}{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=r{cid}\r\nTo: <sip:{user}@{ip}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}-phone@{me}>\r\nExpires: {expires}\r\n{auth}Content-Length: 0\r\n\r\n",
+            me = self.local,
+            cid = call_id
+        )
+        .into_bytes()
+    }
+
+    /// REGISTER with digest authentication: send, take the challenge for
+    /// `algorithm` ("MD5" or "SHA-256"), answer it. Returns (challenge
+    /// response, final response).
+    pub async fn register(
+        &self,
+        user: &str,
+        password: &str,
+        expires: u32,
+        algorithm: &str,
+    ) -> (Msg, Msg) {
+        let cid = format!("reg-{user}-{}", rand_u64());
+        let first = self
+            .transact(&self.register_bytes(user, &cid, 1, expires, None))
+            .await
+            .expect("answer to REGISTER");
+        let challenge = first
+            .all("www-authenticate")
+            .into_iter()
+            .map(auth::parse_challenge)
+            .find(|c| {
+                c.get("algorithm")
+                    .is_some_and(|a| a.eq_ignore_ascii_case(algorithm))
+            })
+            .unwrap_or_default();
+        let uri = format!("sip:{}", self.server.ip());
+        let authz = auth::authorization(&challenge, user, password, "REGISTER", &uri, 1);
+        let second = self
+            .transact(&self.register_bytes(user, &cid, 2, expires, Some(&authz)))
+            .await
+            .expect("answer to the authenticated REGISTER");
+        (first, second)
     }
 
     pub fn options(&self, call_id: &str) -> Vec<u8> {
@@ -291,10 +357,19 @@ pub fn sdp_offer(rtp: SocketAddr, codecs: &str) -> String {
 impl Call {
     /// Build the INVITE (without sending it).
     pub fn invite_bytes(&self, sdp: Option<&str>, branch: &str) -> Vec<u8> {
+        self.invite_with(sdp, branch, None)
+    }
+
+    /// The INVITE with an Authorization header.
+    pub fn invite_with(&self, sdp: Option<&str>, branch: &str, authz: Option<&str>) -> Vec<u8> {
         let c = &self.client;
         let (ct, body) = match sdp {
             Some(s) => ("Content-Type: application/sdp\r\n", s.to_string()),
             None => ("", String::new()),
+        };
+        let ct = match authz {
+            Some(a) => format!("Authorization: {a}\r\n{ct}"),
+            None => ct.to_string(),
         };
         format!(
             "INVITE sip:{d}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: \"Test\" <sip:caller@{me}>;tag={ft}\r\nTo: <sip:{d}@{srv}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:caller@{me}>\r\n{ct}Content-Length: {len}\r\n\r\n{body}",
@@ -398,9 +473,66 @@ impl Call {
         c.send(ack.as_bytes()).await;
     }
 
-    async fn ack_error(&self, resp: &Msg) {
-        // For a non-2xx final the ACK is hop-by-hop, in the INVITE's transaction.
-        let _ = resp;
+    /// ACK a non-2xx final response: hop by hop, in the INVITE's
+    /// transaction (same branch), To with the response's tag.
+    pub async fn ack_error(&self, resp: &Msg) {
+        let c = &self.client;
+        let via = resp.header("via").unwrap_or_default();
+        let via = via.split(",").next().unwrap_or_default();
+        let ack = format!(
+            "ACK sip:{d}@{srv} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: \"Test\" <sip:caller@{me}>;tag={ft}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            d = self.dialed,
+            srv = c.server,
+            me = c.local,
+            ft = self.from_tag,
+            to = resp.header("to").unwrap_or_default(),
+            cid = self.call_id,
+            cseq = self.cseq,
+        );
+        c.send(ack.as_bytes()).await;
+    }
+
+    /// An agent's call: INVITE, answer the 401 challenge with `user`'s
+    /// credentials (algorithm as offered first: SHA-256), and on 200 ACK and
+    /// record RTP. Returns the final response.
+    pub async fn place_as_agent(
+        client: Arc<SipClient>,
+        dialed: &str,
+        user: &str,
+        password: &str,
+    ) -> (Call, Msg) {
+        let mut call = Call::new(client, dialed).await;
+        let offer = sdp_offer(call.rtp.local_addr().expect("rtp addr"), "0 101");
+        let inv = call.invite_bytes(Some(&offer), &format!("z9hG4bK{}", rand_u64()));
+        let first = call.client.transact(&inv).await.expect("answer to INVITE");
+        if first.status() != Some(401) {
+            return (call, first);
+        }
+        call.ack_error(&first).await;
+        let challenge = first
+            .all("www-authenticate")
+            .first()
+            .map(|v| auth::parse_challenge(v))
+            .unwrap_or_default();
+        let uri = format!("sip:{dialed}@{}", call.client.server);
+        let authz = auth::authorization(&challenge, user, password, "INVITE", &uri, 1);
+        call.cseq += 1;
+        let inv = call.invite_with(
+            Some(&offer),
+            &format!("z9hG4bK{}", rand_u64()),
+            Some(&authz),
+        );
+        let resp = call
+            .client
+            .transact(&inv)
+            .await
+            .expect("answer to the authenticated INVITE");
+        if resp.status() == Some(200) {
+            call.on_answered(&resp, None).await;
+        } else {
+            call.ack_error(&resp).await;
+        }
+        (call, resp)
     }
 
     fn in_dialog(&mut self, method: &str, extra: &str, body: &str) -> Vec<u8> {

@@ -1,0 +1,231 @@
+//! ACD — automatic call distribution: the skills-based routing decision core.
+//!
+//! This module is **sans-IO**: no sockets, no tasks, no clock reads. The driver
+//! feeds [`AcdEvent`]s and timeouts (always with a caller-supplied
+//! `now: Instant`) and drains [`AcdAction`]s, in the style of quinn-proto /
+//! str0m:
+//!
+//! ```text
+//! acd.handle_event(now, ev);      // SIP/IVR/agent-UI facts
+//! acd.handle_timeout(now);        // when now >= acd.poll_timeout()
+//! while let Some(a) = acd.poll_action() { /* ring agents, play prompts, ... */ }
+//! ```
+//!
+//! It is hand-written because no crate does skills-based ACD (agent state
+//! machine, skill levels, widening, wrap-up, callbacks, line reservation).
+//!
+//! Files and what each owns:
+//! - `mod.rs` — the public vocabulary: [`CallId`], [`AcdEvent`], [`AcdAction`],
+//!   [`Outcome`], commands and reasons; re-exports.
+//! - `config.rs` — [`AcdConfig`], [`AgentConfig`], [`QueueConfig`], strategies,
+//!   fallbacks, widening steps, and validation ([`AcdConfigError`]).
+//! - `agent.rs` — [`AgentState`], the ONE agent state machine (the single source
+//!   of truth for an agent) and its command-legality table.
+//! - `queue.rs` — per-queue runtime: caller ordering (priority, then FIFO),
+//!   per-widening-level qualified-agent indexes and per-state counters, average
+//!   handle time, service-level and abandon windows, [`QueueStats`].
+//! - `strategy.rs` — picking agent(s) for a call (LongestIdle, BestSkill,
+//!   FewestCalls, RoundRobin, RingAll).
+//! - `core.rs` — [`Acd`]: event/timer handling, dispatch, timers, queries.
+//! - `tests.rs` / `proptests.rs` — scenario tests on a fake clock and property
+//!   tests over random event sequences.
+
+mod agent;
+mod config;
+mod core;
+mod queue;
+mod strategy;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use agent::AgentState;
+pub use config::{
+    AcdConfig, AcdConfigError, AgentConfig, Fallback, QueueConfig, Strategy, Widen, WideningStep,
+};
+pub use core::{Acd, CallStatus};
+pub use queue::{AgentCounts, QueueStats};
+
+/// Identifier of a customer call, chosen by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// What an agent asks for (from the agent UI / feature codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// LoggedOut -> Available.
+    Login,
+    /// Paused -> Available; while busy, cancels a pending pause/logout.
+    Ready,
+    /// Available/Paused -> Paused; while Offered/OnCall/WrapUp it becomes pending.
+    Pause(String),
+    /// Available/Paused -> LoggedOut; while Offered/OnCall/WrapUp it becomes pending.
+    Logout,
+}
+
+/// Why an offer to an agent failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferFailReason {
+    NoAnswer,
+    Rejected,
+    Unreachable,
+}
+
+/// Target of a transfer made by an agent on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// Re-queue in that queue (tail of the caller's priority band).
+    Queue(String),
+    /// Wait for that agent only (offered when the agent is Available).
+    Agent(String),
+}
+
+/// How a caller's journey ended. Every call gets exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Talked with an agent (reported when the call ends).
+    Served,
+    /// Hung up while waiting or ringing.
+    Abandoned,
+    /// Refused on arrival (only reserved lines free, or unknown queue).
+    Blocked,
+    /// A callback reached the customer and the call ended.
+    CalledBack,
+    /// The callback failed more than the configured retries.
+    CallbackGaveUp,
+    /// A prompt was played and the call hung up (max wait / no agents).
+    MessageHangup,
+}
+
+/// Facts the driver reports to the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdEvent {
+    /// A caller enters `queue` (priority 0..=9, 9 highest; larger values are clamped).
+    CallArrived {
+        call: CallId,
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+    },
+    /// The customer hung up (queued: Abandoned; offered: offer cancelled;
+    /// on call: same as [`AcdEvent::CallEnded`]). Ignored while a callback is pending.
+    CallerHungUp {
+        call: CallId,
+    },
+    AgentCommand {
+        agent: String,
+        cmd: AgentCommand,
+    },
+    /// The agent's last SIP binding expired or was removed.
+    AgentUnreachable {
+        agent: String,
+    },
+    /// The agent's leg answered (for a callback: the agent leg; the customer
+    /// leg is reported with [`AcdEvent::CallbackConnected`]).
+    AgentAnswered {
+        call: CallId,
+        agent: String,
+    },
+    OfferFailed {
+        call: CallId,
+        agent: String,
+        reason: OfferFailReason,
+    },
+    /// A connected call ended (either side). For a call not on a call yet,
+    /// it is treated as [`AcdEvent::CallerHungUp`].
+    CallEnded {
+        call: CallId,
+    },
+    /// Keep my place, call me back (at `number`, or the caller id if `None`).
+    RequestCallback {
+        call: CallId,
+        number: Option<String>,
+    },
+    /// The customer leg of a callback answered.
+    CallbackConnected {
+        call: CallId,
+    },
+    /// The customer leg of a callback failed (busy, no answer, ...).
+    CallbackFailed {
+        call: CallId,
+    },
+    /// An agent on `call` transfers it.
+    Transfer {
+        call: CallId,
+        to: TransferTarget,
+    },
+}
+
+/// What the core asks the driver to do (or tells it, for state changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdAction {
+    /// Ring `agent` for `call`.
+    Offer {
+        call: CallId,
+        agent: String,
+        ticket: Option<String>,
+    },
+    /// Stop ringing / drop the agent leg.
+    CancelOffer {
+        call: CallId,
+        agent: String,
+    },
+    /// Call the agent first, then the customer (callback in queue).
+    OfferCallback {
+        call: CallId,
+        agent: String,
+        number: Option<String>,
+        ticket: Option<String>,
+    },
+    /// Tell the caller its position and estimated wait.
+    Announce {
+        call: CallId,
+        position: usize,
+        ewt_minutes: u32,
+    },
+    /// Refuse the call (outcome Blocked follows).
+    Block {
+        call: CallId,
+    },
+    /// The caller's line can be hung up: its place is kept for a callback.
+    ReleaseLine {
+        call: CallId,
+    },
+    /// The call moved from one queue to another.
+    Overflowed {
+        call: CallId,
+        from: String,
+        to: String,
+    },
+    /// Play `prompt` then hang up (outcome MessageHangup follows).
+    PlayAndHangup {
+        call: CallId,
+        prompt: String,
+    },
+    /// Offer the caller a callback (max wait / no agents with `OfferCallback`);
+    /// the caller keeps waiting unless a `RequestCallback` comes.
+    OfferCallbackToCaller {
+        call: CallId,
+    },
+    AgentStateChanged {
+        agent: String,
+        state: AgentState,
+    },
+    /// The call left the ACD with this outcome (exactly once per call).
+    CallFinished {
+        call: CallId,
+        outcome: Outcome,
+    },
+    /// An agent command was illegal in the current state (or unknown agent).
+    CommandRejected {
+        agent: String,
+        reason: &'static str,
+    },
+    /// A transfer could not be done; the call stays with its agent.
+    TransferRejected {
+        call: CallId,
+        reason: &'static str,
+    },
+}
