@@ -58,6 +58,12 @@ pub struct RegistrarSection {
     pub min_expires_secs: u32,
     #[serde(default = "default_max_expires")]
     pub max_expires_secs: u32,
+    /// User-Agent prefixes of phones that fail on any challenge they cannot
+    /// compute, even beside one they can (libre/baresip 1.x gives up on a
+    /// SHA-256 challenge): they are offered MD5 only; everybody else gets
+    /// SHA-256 first, then MD5 (RFC 8760).
+    #[serde(default = "default_md5_only")]
+    pub md5_only_user_agents: Vec<String>,
 }
 
 impl Default for RegistrarSection {
@@ -67,6 +73,7 @@ impl Default for RegistrarSection {
             nonce_lifetime_secs: default_nonce_lifetime(),
             min_expires_secs: default_min_expires(),
             max_expires_secs: default_max_expires(),
+            md5_only_user_agents: default_md5_only(),
         }
     }
 }
@@ -216,6 +223,9 @@ fn default_min_expires() -> u32 {
 }
 fn default_max_expires() -> u32 {
     3600
+}
+fn default_md5_only() -> Vec<String> {
+    vec!["baresip v0.".into(), "baresip v1.".into()]
 }
 fn default_ready_code() -> String {
     "*11".into()

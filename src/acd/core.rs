@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::agent::{self, Agent, AgentState, CmdEffect, Pending};
@@ -791,15 +792,23 @@ impl Acd {
     }
 
     fn dispatch_queue(&mut self, now: Instant, qi: usize) {
-        let ids: Vec<CallId> = match self.queues.get(qi) {
-            Some(q) => q.waiting.values().copied().collect(),
-            None => return,
-        };
-        for c in ids {
+        // Walk the queue in order with a key cursor (the map changes as calls
+        // are offered); stop as soon as nobody qualified is Available.
+        let mut cursor: Option<WaitKey> = None;
+        loop {
             let Some(q) = self.queues.get(qi) else { return };
             if q.available_at(q.max_level()) == 0 {
                 return;
             }
+            let next = match cursor {
+                None => q.waiting.iter().next(),
+                Some(k) => q
+                    .waiting
+                    .range((Bound::Excluded(k), Bound::Unbounded))
+                    .next(),
+            };
+            let Some((&key, &c)) = next else { return };
+            cursor = Some(key);
             let Some(call) = self.calls.get(&c) else {
                 continue;
             };
@@ -815,8 +824,11 @@ impl Acd {
             let Some(qualified) = q.qualified.get(level) else {
                 continue;
             };
-            let picked =
+            let mut picked =
                 strategy::pick(q.cfg.strategy, qualified, &self.agents, &q.reqs, q.rr_last);
+            if call.callback.is_some() {
+                picked.truncate(1); // a callback rings one agent, even under RingAll
+            }
             let Some(&first) = picked.first() else {
                 continue;
             };
@@ -1235,11 +1247,17 @@ impl Acd {
             return;
         };
         let Some(&a) = agents.first() else { return };
+        let others: Vec<usize> = agents.iter().copied().skip(1).collect();
         call.place = Place::OnCall(a);
         call.callback = None;
         call.called_back = true;
         let q = call.queue;
         self.set_timer(c, Slot::Ring, None);
+        for o in others {
+            let agent = self.agent_id(o);
+            self.emit(AcdAction::CancelOffer { call: c, agent });
+            self.free_agent(now, o, None);
+        }
         self.connect(now, c, a, q);
     }
 

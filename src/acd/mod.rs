@@ -30,6 +30,43 @@
 //! - `tests.rs` / `proptests.rs` — scenario tests on a fake clock and property
 //!   tests over random event sequences.
 
+//!
+//! Behaviour choices and simplifications (documented, tested where marked):
+//! - Login puts an agent straight into Available; Ready leaves a pause; while
+//!   Offered/OnCall/WrapUp, Pause/Logout become *pending* and apply when the
+//!   agent is free (wrap-up is never skipped). Illegal commands yield
+//!   `CommandRejected`.
+//! - A failed offer (NoAnswer/Rejected, the ring timer, Unreachable) requeues
+//!   the caller at the head of its priority band and pauses the agent with
+//!   `AcdConfig::no_answer_pause` ("no-answer"; "unreachable" for
+//!   Unreachable; `None` = back to Available). Under RingAll every unanswered
+//!   leg is treated the same. Cancelled legs (other RingAll agents, caller
+//!   hang-up) go back to Available keeping their idle time.
+//! - Outcome `Served`/`CalledBack` is reported when the call *ends* (so a
+//!   transferred call is never reported twice).
+//! - Widening steps are cumulative and counted from entry into the current
+//!   queue (overflow/transfer restarts the count). Base qualification is
+//!   "agent support level == queue support level (default 1)".
+//! - Across queues, dispatch serves queues in order of their head caller
+//!   (priority, then time in queue); within a queue, strict order.
+//! - `on_no_agents` applies when a call *enters* a queue (arrival/overflow,
+//!   not transfers); overflow chains are bounded. `OfferCallback` fallbacks
+//!   emit `OfferCallbackToCaller` once and keep the caller waiting.
+//! - Max wait applies to callers holding a line (not callback-pending ones) and
+//!   is suspended while ringing.
+//! - Callbacks: one agent per callback (even under RingAll); the ring timer
+//!   covers the agent leg, then again the customer leg (expiry there counts as
+//!   `CallbackFailed`); failures beyond `callback_retries` end as
+//!   `CallbackGaveUp`, retries wait `callback_retry_delay`. Caller hang-up
+//!   while callback-pending is ignored (the line was released on purpose).
+//! - Transfer to an agent: the call waits only for that agent (no max wait, no
+//!   announcements); it goes back to the head of its queue if that agent logs
+//!   out; transfer to a logged-out/unknown agent or unknown queue is refused.
+//! - Call ids must be unique while live; a finished id may be reused.
+//!   Unknown calls/agents and out-of-state events are ignored.
+//! - Position is O(position) (BTreeMap range count), fine for hundreds of
+//!   waiting callers per queue; an order-statistic tree would make it O(log n).
+
 mod agent;
 mod config;
 mod core;
@@ -41,11 +78,11 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use self::core::{Acd, CallStatus};
 pub use agent::AgentState;
 pub use config::{
     AcdConfig, AcdConfigError, AgentConfig, Fallback, QueueConfig, Strategy, Widen, WideningStep,
 };
-pub use core::{Acd, CallStatus};
 pub use queue::{AgentCounts, QueueStats};
 
 /// Identifier of a customer call, chosen by the driver.

@@ -5,7 +5,10 @@
 //! and expires bindings on their own timer. Callers dialing the IVR are never
 //! asked to authenticate; agents' feature-code calls are.
 
-use super::digest::{parse_authorization, AuthOutcome, NonceManager, Secret, Verifier};
+use super::digest::{
+    challenge_headers_for, parse_authorization, Algorithm, AuthOutcome, NonceManager, Secret,
+    Verifier,
+};
 use super::registrar::{
     normalize_aor, parse_contact_list, Binding, RegisterRequest, Registrar, RegistrarConfig,
     RegistrarEvent, Transport as RegTransport,
@@ -52,6 +55,8 @@ pub struct Accounts {
     presence: mpsc::UnboundedSender<Presence>,
     rearm: Notify,
     metrics: Metrics,
+    realm: String,
+    md5_only: Vec<String>,
 }
 
 impl Accounts {
@@ -89,8 +94,30 @@ impl Accounts {
             presence: tx,
             rearm: Notify::new(),
             metrics,
+            realm: r.realm.clone(),
+            md5_only: r.md5_only_user_agents.clone(),
         });
         (accounts, rx)
+    }
+
+    /// The challenge for a phone: SHA-256 first, then MD5 (RFC 8760); MD5
+    /// only for the user agents known to fail on a SHA-256 challenge.
+    fn challenge(
+        &self,
+        st: &mut State,
+        user_agent: Option<&str>,
+        now: Instant,
+        stale: bool,
+    ) -> Vec<String> {
+        let md5_only =
+            user_agent.is_some_and(|ua| self.md5_only.iter().any(|p| ua.starts_with(p.as_str())));
+        let order: &[Algorithm] = if md5_only {
+            &[Algorithm::Md5]
+        } else {
+            &[Algorithm::Sha256, Algorithm::Md5]
+        };
+        let nonce = st.verifier.nonces_mut().issue(now);
+        challenge_headers_for(order, &self.realm, &nonce, stale)
     }
 
     /// Authenticate a request from its `Authorization` value (if any).
@@ -98,6 +125,7 @@ impl Accounts {
         &self,
         method: &str,
         authorization: Option<&str>,
+        user_agent: Option<&str>,
         now: Instant,
     ) -> Authenticated {
         let Ok(mut st) = self.state.lock() else {
@@ -105,7 +133,7 @@ impl Accounts {
         };
         let creds = match authorization.map(parse_authorization) {
             None | Some(Err(_)) => {
-                return Authenticated::Challenge(st.verifier.challenge(now, false))
+                return Authenticated::Challenge(self.challenge(&mut st, user_agent, now, false))
             }
             Some(Ok(c)) => c,
         };
@@ -117,7 +145,7 @@ impl Accounts {
                 None => Authenticated::Forbidden,
             },
             AuthOutcome::Challenge { stale } => {
-                Authenticated::Challenge(st.verifier.challenge(now, stale))
+                Authenticated::Challenge(self.challenge(&mut st, user_agent, now, stale))
             }
             AuthOutcome::Forbidden => {
                 self.metrics
@@ -141,7 +169,8 @@ impl Accounts {
             return reply(tx, 400, vec![]).await;
         };
         let authz = header_values(req, "Authorization").into_iter().next();
-        let agent = match self.authenticate("REGISTER", authz.as_deref(), now) {
+        let ua = header_values(req, "User-Agent").into_iter().next();
+        let agent = match self.authenticate("REGISTER", authz.as_deref(), ua.as_deref(), now) {
             Authenticated::Agent(a) => a,
             Authenticated::Challenge(ch) => {
                 let headers = ch

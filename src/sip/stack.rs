@@ -374,10 +374,13 @@ impl Adapter {
         }
         let agent = if self.handler.needs_agent(&dialed) {
             let authz = header_values(req, "Authorization").into_iter().next();
-            match self
-                .accounts
-                .authenticate("INVITE", authz.as_deref(), std::time::Instant::now())
-            {
+            let ua = header_values(req, "User-Agent").into_iter().next();
+            match self.accounts.authenticate(
+                "INVITE",
+                authz.as_deref(),
+                ua.as_deref(),
+                std::time::Instant::now(),
+            ) {
                 Authenticated::Agent(a) => Some(a),
                 Authenticated::Challenge(ch) => {
                     let headers: Vec<(&str, &str)> = ch
