@@ -14,7 +14,7 @@ use crate::media::{MediaEvent, MediaSession, SessionSetup};
 use crate::metrics::{CallOutcome, Metrics};
 use crate::sdp;
 use crate::sip::{CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent};
-use crate::switchboard::{Feature, Switchboard};
+use crate::switchboard::{Feature, QueueNews, Switchboard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +44,18 @@ timeout_ms = 500
 max_retries = 0
 fallback = { action = "hangup", reason = "feature" }
 "#;
+
+/// The prompts a queued caller hears besides the IVR's own.
+pub const QUEUE_PROMPTS: &[&str] = &[
+    "queue_wait",
+    "position_is",
+    "estimated_wait",
+    "minute",
+    "minutes",
+    "less_than_a_minute",
+    "callback_offer",
+    "no_agents",
+];
 
 /// The built-in feature-code menus.
 pub fn feature_script() -> Result<IvrScript, Vec<String>> {
@@ -248,7 +260,14 @@ async fn run_call(
             return CallOutcome::Failed;
         }
     };
-    let mut player = Player { token: 0 };
+    let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
+    let mut player = Player {
+        token: 0,
+        hangup_when_done: false,
+        announced: false,
+        queued: Some(queue_tx),
+        id,
+    };
     let mut sdp_version = session_id;
     if let Some(n) = &negotiated {
         media = start_media(ctx, id, call.source.ip(), &mut port, n, &media_tx);
@@ -317,9 +336,19 @@ async fn run_call(
                     }
                 },
             },
+            news = queue_rx.recv() => if let Some(news) = news {
+                if let Some(out) = on_queue_news(ctx, &ivr, media.as_ref(), &mut player, news) {
+                    leg.hangup().await;
+                    break out;
+                }
+            },
             ev = media_rx.recv() => match ev {
                 Some(MediaEvent::Digit { digit, source }) => on_digit(ctx, &mut ivr, digit, source),
                 Some(MediaEvent::PlaybackFinished { token }) if token == player.token => {
+                    if player.hangup_when_done {
+                        leg.hangup().await;
+                        break CallOutcome::IvrHangup;
+                    }
                     ivr.handle_event(Instant::now(), IvrEvent::PlaybackFinished)
                 }
                 Some(MediaEvent::PlaybackFinished { .. }) => {}
@@ -333,7 +362,64 @@ async fn run_call(
         }
     };
     drop(media);
+    // Out of any queue it was in (a caller who hangs up is abandoned at once).
+    ctx.switchboard.caller_gone(id);
     outcome
+}
+
+/// What the ACD says to a queued caller, spoken. `Some` ends the call now.
+fn on_queue_news(
+    ctx: &CallContext,
+    ivr: &IvrCall,
+    media: Option<&MediaSession>,
+    player: &mut Player,
+    news: QueueNews,
+) -> Option<CallOutcome> {
+    let lang = ivr.language().to_string();
+    let say = |names: &[String]| -> Vec<Arc<Prompt>> {
+        names.iter().filter_map(|n| ctx.prompt(&lang, n)).collect()
+    };
+    let m = media?;
+    match news {
+        QueueNews::Announce {
+            position,
+            ewt_minutes,
+        } => {
+            let mut names = Vec::new();
+            if !player.announced {
+                // The first time: "all our technicians are busy, please hold".
+                player.announced = true;
+                names.push("queue_wait".to_string());
+            }
+            names.extend([
+                "position_is".to_string(),
+                format!("numbers/{}", position.min(99)),
+            ]);
+            names.push("estimated_wait".into());
+            match ewt_minutes {
+                0 => names.push("less_than_a_minute".into()),
+                1 => names.extend(["numbers/1".to_string(), "minute".into()]),
+                n => names.extend([format!("numbers/{}", n.min(99)), "minutes".into()]),
+            }
+            m.append(say(&names));
+        }
+        QueueNews::OfferCallback => m.append(say(&["callback_offer".to_string()])),
+        // After what is playing (the queue's own prompt), then hang up.
+        QueueNews::PlayAndHangup { prompt } => {
+            player.hangup_when_done = true;
+            m.set_background(None);
+            m.append(say(&[prompt]));
+        }
+        QueueNews::Blocked => {
+            player.hangup_when_done = true;
+            m.set_background(None);
+            m.append(say(&["no_agents".to_string()]));
+        }
+        QueueNews::Finished(outcome) => {
+            tracing::debug!(outcome = outcome.label(), "left the queue")
+        }
+    }
+    None
 }
 
 /// Answer a re-INVITE/UPDATE: keep the codec, follow a new address, mirror
@@ -401,9 +487,14 @@ fn start_media(
     }
 }
 
-/// The playlist token of the call's current playback.
+/// The call's playback: the token of the current playlist, and whether to
+/// hang up when it finishes; `queued` once the call is in an ACD queue.
 struct Player {
     token: u64,
+    hangup_when_done: bool,
+    announced: bool,
+    queued: Option<mpsc::UnboundedSender<QueueNews>>,
+    id: u64,
 }
 
 /// Carry out every pending IVR action; `Some(outcome)` ends the call.
@@ -450,19 +541,23 @@ async fn drain_ivr(
                 priority,
                 prompt,
             } => {
-                tracing::info!(%queue, priority, "queued (holding on music until the ACD exists)");
+                tracing::info!(%queue, priority, "queued");
                 ctx.metrics
                     .ivr_queue_requests
                     .with_label_values(&[&queue])
                     .inc();
                 if let Some(m) = media {
                     let lang = ivr.language().to_string();
-                    let mut list: Vec<Arc<Prompt>> =
+                    let list: Vec<Arc<Prompt>> =
                         prompt.iter().filter_map(|p| ctx.prompt(&lang, p)).collect();
-                    list.extend(ctx.prompt(&lang, "queue_wait"));
                     player.token += 1;
                     m.play(list, player.token);
                     m.set_background(ctx.hold_music.clone());
+                }
+                if let Some(news) = player.queued.clone() {
+                    let ticket = ivr.fields().get("ticket").cloned();
+                    ctx.switchboard
+                        .enqueue(player.id, &queue, priority, ticket, news);
                 }
             }
             IvrAction::RequestCallback {

@@ -44,6 +44,94 @@ pub struct FileConfig {
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentEntry>,
+    /// Queues by name (the names the IVR's `queue` actions use).
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueEntry>,
+    #[serde(default)]
+    pub acd: AcdSection,
+}
+
+/// Trunk capacity and offering rules shared by every queue.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AcdSection {
+    /// External lines (an E1 is 30): callers and callbacks to customers.
+    #[serde(default = "default_lines")]
+    pub lines: u32,
+    /// Lines never used by support calls or callbacks.
+    #[serde(default)]
+    pub reserve: u32,
+    /// Pause reason given to an agent who does not answer an offer.
+    #[serde(default = "default_no_answer_reason")]
+    pub no_answer_pause: String,
+    #[serde(default = "default_callback_retries")]
+    pub callback_retries: u32,
+}
+
+impl Default for AcdSection {
+    fn default() -> Self {
+        AcdSection {
+            lines: default_lines(),
+            reserve: 0,
+            no_answer_pause: default_no_answer_reason(),
+            callback_retries: default_callback_retries(),
+        }
+    }
+}
+
+/// What a queue does when its maximum wait passes, or when no agent is
+/// logged in: `"accept"` (keep waiting), `"callback"` (offer a callback),
+/// `{ message = "prompt" }` (play and hang up), `{ overflow = "queue" }`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum FallbackEntry {
+    Keyword(String),
+    Message { message: String },
+    Overflow { overflow: String },
+}
+
+/// One widening step: after `after_secs` of waiting, level-2 agents also
+/// qualify, and/or required skill levels are lowered.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WideningEntry {
+    pub after_secs: u32,
+    #[serde(default)]
+    pub also_level2: bool,
+    #[serde(default)]
+    pub lower_min_skill: u8,
+}
+
+/// A queue: the skills it needs, its targets and what happens when callers
+/// wait too long.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QueueEntry {
+    /// Skill → minimum level.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Support level of the agents who serve it (1; level 2 joins by widening).
+    #[serde(default = "default_support_level")]
+    pub level: u8,
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Service level: `service_level_percent`% answered within `service_level_secs`.
+    #[serde(default = "default_sl_percent")]
+    pub service_level_percent: u8,
+    #[serde(default = "default_sl_secs")]
+    pub service_level_secs: u32,
+    #[serde(default)]
+    pub max_wait_secs: Option<u32>,
+    #[serde(default = "default_fallback")]
+    pub on_max_wait: FallbackEntry,
+    #[serde(default = "default_fallback")]
+    pub on_no_agents: FallbackEntry,
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u32,
+    #[serde(default = "default_announce_every")]
+    pub announce_every_secs: u32,
+    #[serde(default)]
+    pub widening: Vec<WideningEntry>,
 }
 
 /// The registrar: digest realm, nonce lifetime, binding lifetimes.
@@ -224,6 +312,33 @@ fn default_min_expires() -> u32 {
 fn default_max_expires() -> u32 {
     3600
 }
+fn default_lines() -> u32 {
+    30
+}
+fn default_no_answer_reason() -> String {
+    "no-answer".into()
+}
+fn default_callback_retries() -> u32 {
+    2
+}
+fn default_strategy() -> String {
+    "longest_idle".into()
+}
+fn default_sl_percent() -> u8 {
+    80
+}
+fn default_sl_secs() -> u32 {
+    20
+}
+fn default_fallback() -> FallbackEntry {
+    FallbackEntry::Keyword("accept".into())
+}
+fn default_ring_timeout() -> u32 {
+    15
+}
+fn default_announce_every() -> u32 {
+    30
+}
 fn default_md5_only() -> Vec<String> {
     vec!["baresip v0.".into(), "baresip v1.".into()]
 }
@@ -347,6 +462,8 @@ pub struct RuntimeConfig {
     pub registrar: RegistrarSection,
     pub features: FeatureCodes,
     pub agents: BTreeMap<String, AgentEntry>,
+    pub queues: BTreeMap<String, QueueEntry>,
+    pub acd: AcdSection,
 }
 
 impl RuntimeConfig {
@@ -469,6 +586,7 @@ impl RuntimeConfig {
             err("media.rtp_timeout_secs", "expected 5..=3600".into());
         }
         validate_agents(&f, &mut err);
+        validate_queues(&f, &mut err);
         if f.sip.answer_after_ms > 60_000 {
             err("sip.answer_after_ms", "expected 0..=60000".into());
         }
@@ -512,7 +630,77 @@ impl RuntimeConfig {
             registrar: f.registrar,
             features: f.features,
             agents: f.agents,
+            queues: f.queues,
+            acd: f.acd,
         })
+    }
+}
+
+/// Queues: known strategies and fallbacks, overflow targets that exist,
+/// sane times; the ACD's lines.
+fn validate_queues(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
+    const STRATEGIES: [&str; 5] = [
+        "longest_idle",
+        "best_skill",
+        "fewest_calls",
+        "round_robin",
+        "ring_all",
+    ];
+    for (name, q) in &f.queues {
+        let key = |k: &str| format!("queues.{name}.{k}");
+        if !STRATEGIES.contains(&q.strategy.as_str()) {
+            err(
+                &key("strategy"),
+                format!("expected one of {}", STRATEGIES.join(", ")),
+            );
+        }
+        if !(1..=2).contains(&q.level) {
+            err(&key("level"), "expected 1 or 2".into());
+        }
+        if !(1..=100).contains(&q.service_level_percent)
+            || !(1..=3600).contains(&q.service_level_secs)
+        {
+            err(
+                &key("service_level_percent"),
+                "expected 1..=100 % within 1..=3600 s".into(),
+            );
+        }
+        if !(3..=300).contains(&q.ring_timeout_secs) {
+            err(&key("ring_timeout_secs"), "expected 3..=300".into());
+        }
+        if q.announce_every_secs != 0 && !(10..=600).contains(&q.announce_every_secs) {
+            err(
+                &key("announce_every_secs"),
+                "expected 0 (never) or 10..=600".into(),
+            );
+        }
+        for (skill, level) in &q.skills {
+            if *level > 10 {
+                err(
+                    &key(&format!("skills.{skill}")),
+                    "expected a level 0..=10".into(),
+                );
+            }
+        }
+        for (k, fb) in [
+            ("on_max_wait", &q.on_max_wait),
+            ("on_no_agents", &q.on_no_agents),
+        ] {
+            match fb {
+                FallbackEntry::Keyword(w) if w == "accept" || w == "callback" => {}
+                FallbackEntry::Keyword(w) => err(&key(k), format!("expected \"accept\", \"callback\", {{ message = … }} or {{ overflow = … }}, got {w:?}")),
+                FallbackEntry::Overflow { overflow } if !f.queues.contains_key(overflow) => {
+                    err(&key(k), format!("overflow to {overflow:?}, which is not a queue"))
+                }
+                _ => {}
+            }
+        }
+    }
+    if f.acd.reserve >= f.acd.lines {
+        err(
+            "acd.reserve",
+            "expected fewer reserved lines than acd.lines".into(),
+        );
     }
 }
 

@@ -5,8 +5,8 @@
 //! `centralita_…`, counters end in `_total`, units in `_seconds`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// How a call ended, the label of `centralita_calls_total`.
@@ -83,6 +83,9 @@ pub struct Metrics {
     pub sip_auth_failures: IntCounterVec,
     pub agents_registered: IntGauge,
     pub agents: IntGaugeVec,
+    pub queue_waiting: IntGaugeVec,
+    pub queue_longest_wait: GaugeVec,
+    pub queue_calls: IntCounterVec,
 }
 
 impl Metrics {
@@ -209,8 +212,36 @@ impl Metrics {
         registry
             .register(Box::new(agents.clone()))
             .expect("unique metric");
+        let queue_waiting = IntGaugeVec::new(
+            Opts::new("centralita_queue_waiting", "Callers waiting in each queue"),
+            &["queue"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(queue_waiting.clone()))
+            .expect("unique metric");
+        let queue_longest_wait = GaugeVec::new(
+            Opts::new(
+                "centralita_queue_longest_wait_seconds",
+                "How long the longest-waiting caller of each queue has waited",
+            ),
+            &["queue"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(queue_longest_wait.clone()))
+            .expect("unique metric");
+        let queue_calls = counter_vec(
+            &registry,
+            "centralita_queue_calls_total",
+            "Calls that left each queue, by outcome (served, abandoned, blocked, called_back, callback_gave_up, message_hangup)",
+            &["queue", "outcome"],
+        );
         Metrics {
             registry,
+            queue_waiting,
+            queue_longest_wait,
+            queue_calls,
             agents,
             sip_auth_failures,
             agents_registered,

@@ -57,6 +57,14 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
     let feature_ivr = crate::call::feature_script()?;
     let mut names = ivr.prompt_names();
     names.extend(feature_ivr.prompt_names());
+    names.extend(crate::call::QUEUE_PROMPTS.iter().map(|p| p.to_string()));
+    for q in config.queues.values() {
+        for fb in [&q.on_max_wait, &q.on_no_agents] {
+            if let crate::config::FallbackEntry::Message { message } = fb {
+                names.insert(message.clone());
+            }
+        }
+    }
     names.extend((0..100).map(|n| format!("numbers/{n}")));
     let extra = vec![(
         "hold_music".to_string(),

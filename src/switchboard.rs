@@ -5,10 +5,15 @@
 //! agents-by-state gauge, and answers agents' feature codes with the state
 //! they end in.
 
-use crate::acd::{Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState};
+use crate::acd::{
+    Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId, Fallback,
+    OfferFailReason, Outcome, QueueConfig, Strategy, Widen, WideningStep,
+};
+use crate::config::FallbackEntry;
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::sip::accounts::Presence;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +70,45 @@ impl AgentStatus {
     }
 }
 
+/// What the ACD tells a queued call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueNews {
+    /// Say the caller's position and estimated wait.
+    Announce { position: usize, ewt_minutes: u32 },
+    /// Play this prompt and hang up (max wait, no agents).
+    PlayAndHangup { prompt: String },
+    /// Refused for lack of lines.
+    Blocked,
+    /// Offer the caller a callback instead of waiting.
+    OfferCallback,
+    /// The call left the ACD.
+    Finished(Outcome),
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Served => "served",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Blocked => "blocked",
+            Outcome::CalledBack => "called_back",
+            Outcome::CallbackGaveUp => "callback_gave_up",
+            Outcome::MessageHangup => "message_hangup",
+        }
+    }
+}
+
 enum Request {
+    Enqueue {
+        call: u64,
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+        news: mpsc::UnboundedSender<QueueNews>,
+    },
+    CallerGone {
+        call: u64,
+    },
     Feature {
         agent: String,
         feature: Feature,
@@ -83,8 +126,68 @@ pub struct Switchboard {
     tx: mpsc::UnboundedSender<Request>,
 }
 
+fn fallback(f: &FallbackEntry) -> Fallback {
+    match f {
+        FallbackEntry::Keyword(k) if k == "callback" => Fallback::OfferCallback,
+        FallbackEntry::Keyword(_) => Fallback::Accept,
+        FallbackEntry::Message { message } => Fallback::MessageAndHangup {
+            prompt: message.clone(),
+        },
+        FallbackEntry::Overflow { overflow } => Fallback::Overflow {
+            queue: overflow.clone(),
+        },
+    }
+}
+
+fn strategy(name: &str) -> Strategy {
+    match name {
+        "best_skill" => Strategy::BestSkill,
+        "fewest_calls" => Strategy::FewestCalls,
+        "round_robin" => Strategy::RoundRobin,
+        "ring_all" => Strategy::RingAll,
+        _ => Strategy::LongestIdle,
+    }
+}
+
 /// The ACD's configuration from the operator's config.
 pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
+    let queues = config
+        .queues
+        .iter()
+        .map(|(name, q)| {
+            let secs = |s: u32| Duration::from_secs(u64::from(s));
+            let mut widening = Vec::new();
+            for w in &q.widening {
+                if w.also_level2 {
+                    widening.push(WideningStep {
+                        after: secs(w.after_secs),
+                        widen: Widen::AlsoLevel2,
+                    });
+                }
+                if w.lower_min_skill > 0 {
+                    widening.push(WideningStep {
+                        after: secs(w.after_secs),
+                        widen: Widen::LowerMinSkill(w.lower_min_skill),
+                    });
+                }
+            }
+            QueueConfig {
+                name: name.clone(),
+                skills: q.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                support_level: q.level,
+                service_level_target: secs(q.service_level_secs),
+                service_level_percent: q.service_level_percent,
+                max_wait: q.max_wait_secs.map(secs),
+                on_max_wait: fallback(&q.on_max_wait),
+                on_no_agents: fallback(&q.on_no_agents),
+                strategy: strategy(&q.strategy),
+                ring_timeout: secs(q.ring_timeout_secs),
+                widening,
+                announce_every: (q.announce_every_secs > 0).then(|| secs(q.announce_every_secs)),
+                ..QueueConfig::new(name.clone())
+            }
+        })
+        .collect();
     let agents = config
         .agents
         .iter()
@@ -100,6 +203,11 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
         .collect();
     AcdConfig {
         agents,
+        queues,
+        lines: config.acd.lines,
+        reserve: config.acd.reserve,
+        no_answer_pause: Some(config.acd.no_answer_pause.clone()),
+        callback_retries: config.acd.callback_retries,
         ..AcdConfig::default()
     }
 }
@@ -113,9 +221,18 @@ impl Switchboard {
         cancel: CancellationToken,
     ) -> Result<Switchboard, String> {
         let agent_ids = config.agents.iter().map(|a| a.id.clone()).collect();
+        let queue_names = config.queues.iter().map(|q| q.name.clone()).collect();
         let acd = Acd::new(config).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(acd, agent_ids, rx, presence, metrics, cancel));
+        tokio::spawn(run(
+            acd,
+            agent_ids,
+            queue_names,
+            rx,
+            presence,
+            metrics,
+            cancel,
+        ));
         Ok(Switchboard { tx })
     }
 
@@ -133,6 +250,29 @@ impl Switchboard {
         rx.await.ok().flatten()
     }
 
+    /// Put a call in a queue; the ACD's news for it come on `news`.
+    pub fn enqueue(
+        &self,
+        call: u64,
+        queue: &str,
+        priority: u8,
+        ticket: Option<String>,
+        news: mpsc::UnboundedSender<QueueNews>,
+    ) {
+        let _ = self.tx.send(Request::Enqueue {
+            call,
+            queue: queue.to_string(),
+            priority,
+            ticket,
+            news,
+        });
+    }
+
+    /// The caller hung up (or the call ended for any reason).
+    pub fn caller_gone(&self, call: u64) {
+        let _ = self.tx.send(Request::CallerGone { call });
+    }
+
     /// An agent's current state.
     pub async fn status(&self, agent: &str) -> Option<AgentStatus> {
         let (reply, rx) = oneshot::channel();
@@ -146,16 +286,20 @@ impl Switchboard {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     mut acd: Acd,
     agent_ids: Vec<String>,
+    queue_names: Vec<String>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     mut presence: mpsc::UnboundedReceiver<Presence>,
     metrics: Metrics,
     cancel: CancellationToken,
 ) {
     let agents: Vec<String> = agent_ids;
-    publish(&acd, &agents, &metrics);
+    let queues: Vec<String> = queue_names;
+    let mut calls: HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)> = HashMap::new();
+    publish(&acd, &agents, &queues, &metrics);
     loop {
         let deadline = acd.poll_timeout();
         let sleep = async {
@@ -182,8 +326,17 @@ async fn run(
                         (Feature::Logout, _) => AgentCommand::Logout,
                     };
                     acd.handle_event(now, AcdEvent::AgentCommand { agent: agent.clone(), cmd });
-                    drain(&mut acd);
+                    drain(&mut acd, &mut calls, &metrics);
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
+                }
+                Some(Request::Enqueue { call, queue, priority, ticket, news }) => {
+                    calls.insert(call, (queue.clone(), news));
+                    acd.handle_event(Instant::now(), AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
+                }
+                Some(Request::CallerGone { call }) => {
+                    if calls.contains_key(&call) {
+                        acd.handle_event(Instant::now(), AcdEvent::CallerHungUp { call: CallId(call) });
+                    }
                 }
                 Some(Request::Status { agent, reply }) => {
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
@@ -198,25 +351,85 @@ async fn run(
                 None => {}
             },
         }
-        drain(&mut acd);
-        publish(&acd, &agents, &metrics);
+        drain(&mut acd, &mut calls, &metrics);
+        publish(&acd, &agents, &queues, &metrics);
     }
 }
 
-/// Carry out the core's actions. Until calls are routed to agents, only
-/// state changes matter here.
-fn drain(acd: &mut Acd) {
+/// Carry out the core's actions: news to queued calls, state changes to the
+/// log. Offering calls to agents (the agent leg and the bridge) is not built
+/// yet: an offer is answered at once as "agent unreachable", so the caller
+/// keeps its place at the head of the queue and nobody is left ringing.
+fn drain(
+    acd: &mut Acd,
+    calls: &mut HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)>,
+    metrics: &Metrics,
+) {
     while let Some(action) = acd.poll_action() {
+        let tell = |call: CallId, news: QueueNews| {
+            if let Some((_, tx)) = calls.get(&call.0) {
+                let _ = tx.send(news);
+            }
+        };
         match action {
+            AcdAction::Announce {
+                call,
+                position,
+                ewt_minutes,
+            } => tell(
+                call,
+                QueueNews::Announce {
+                    position,
+                    ewt_minutes,
+                },
+            ),
+            AcdAction::PlayAndHangup { call, prompt } => {
+                tell(call, QueueNews::PlayAndHangup { prompt })
+            }
+            AcdAction::Block { call } => tell(call, QueueNews::Blocked),
+            AcdAction::OfferCallbackToCaller { call } => tell(call, QueueNews::OfferCallback),
+            AcdAction::Offer { call, agent, .. } | AcdAction::OfferCallback { call, agent, .. } => {
+                tracing::warn!(%agent, call = call.0, "offering calls to agents is not implemented yet");
+                acd.handle_event(
+                    Instant::now(),
+                    AcdEvent::OfferFailed {
+                        call,
+                        agent,
+                        reason: OfferFailReason::Unreachable,
+                    },
+                );
+            }
+            AcdAction::CallFinished { call, outcome } => {
+                if let Some((queue, tx)) = calls.remove(&call.0) {
+                    metrics
+                        .queue_calls
+                        .with_label_values(&[&queue, outcome.label()])
+                        .inc();
+                    let _ = tx.send(QueueNews::Finished(outcome));
+                }
+            }
             AcdAction::AgentStateChanged { agent, state } => {
                 tracing::info!(%agent, state = AgentStatus::of(&state).as_str(), "agent state");
             }
-            other => tracing::debug!(?other, "ACD action not carried out yet"),
+            other => tracing::debug!(?other, "ACD action"),
         }
     }
 }
 
-fn publish(acd: &Acd, agents: &[String], metrics: &Metrics) {
+fn publish(acd: &Acd, agents: &[String], queues: &[String], metrics: &Metrics) {
+    let now = Instant::now();
+    for q in queues {
+        if let Some(st) = acd.queue_stats(q, now) {
+            metrics
+                .queue_waiting
+                .with_label_values(&[q])
+                .set(st.waiting as i64);
+            metrics
+                .queue_longest_wait
+                .with_label_values(&[q])
+                .set(st.longest_wait.as_secs_f64());
+        }
+    }
     let mut counts = [0i64; 6];
     for a in agents {
         if let Some(s) = acd.agent_state(a) {

@@ -648,3 +648,40 @@ async fn rtp_from_the_signalling_host_is_latched_and_other_sources_ignored() {
     assert_eq!(call.bye().await, Some(200));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_caller_hears_its_position_and_wait_and_abandons_at_once() {
+    let server = start_server().await;
+    let mut call = caller_in_main_menu(&server, '1').await;
+    let m = mark(&call);
+    call.send_rfc4733('1').await;
+    wait_metric(&server, "centralita_queue_waiting{queue=\"software\"}", 1.0).await;
+    // transfer_software, then "all technicians are busy", then
+    // "your position is" "one", "the estimated wait is" ...
+    let intro =
+        prompt_samples("es", "transfer_software").len() + prompt_samples("es", "queue_wait").len();
+    let position = prompt_samples("es", "position_is");
+    let one = prompt_samples("es", "numbers/1");
+    let frames = (intro + position.len() + one.len()) / 160 + 60;
+    call.wait_packets(m + frames, Duration::from_secs(40)).await;
+    let audio = decode(&call.packets()[m..], call.pt);
+    let corr = best_correlation(&audio, &position, frames);
+    assert!(corr >= 0.9, "position_is correlation {corr:.3}");
+    let corr = best_correlation(&audio, &one, frames);
+    assert!(corr >= 0.9, "\"uno\" (position 1) correlation {corr:.3}");
+    assert_eq!(call.bye().await, Some(200));
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"abandoned\",queue=\"software\"}",
+        1.0,
+    )
+    .await;
+    wait_until(WAIT, "queue empty", || {
+        metric(
+            &server.metrics.render(),
+            "centralita_queue_waiting{queue=\"software\"}",
+        ) == 0.0
+    })
+    .await;
+    server.shutdown().await;
+}

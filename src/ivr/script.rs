@@ -407,6 +407,18 @@ impl IvrScript {
         out
     }
 
+    /// Every queue named by a `queue` or `callback` action (so the config
+    /// can check each is a configured queue).
+    pub fn queue_names(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for m in self.menus.values() {
+            for a in m.options.values().chain(std::iter::once(&m.fallback)) {
+                action_queues(a, &mut out);
+            }
+        }
+        out
+    }
+
     pub fn menu_names(&self) -> BTreeSet<String> {
         self.menus.keys().cloned().collect()
     }
@@ -427,6 +439,22 @@ impl IvrScript {
     /// The entry menu named by a file's top-level `entry`, if any.
     pub fn entry(&self) -> Option<&str> {
         self.entry.as_deref()
+    }
+}
+
+fn action_queues(a: &Action, out: &mut BTreeSet<String>) {
+    match a {
+        Action::Queue { queue, .. } | Action::Callback { queue, .. } => {
+            out.insert(queue.to_string());
+        }
+        Action::Play { next, .. } => action_queues(next, out),
+        Action::Collect(c) => {
+            action_queues(&c.next, out);
+            if let Some(f) = &c.fallback {
+                action_queues(f, out);
+            }
+        }
+        Action::Menu { .. } | Action::Language { .. } | Action::Hangup { .. } => {}
     }
 }
 

@@ -34,6 +34,12 @@ pub enum ClockCommand {
         prompts: Vec<Arc<Prompt>>,
         token: u64,
     },
+    /// Play these prompts after whatever is playing (or at once if nothing
+    /// is); the current token stays.
+    Append {
+        id: u64,
+        prompts: Vec<Arc<Prompt>>,
+    },
     /// Loop this (hold music) whenever no prompt is playing; `None` stops it.
     Background {
         id: u64,
@@ -151,6 +157,7 @@ impl MediaClock {
         let id = match &cmd {
             ClockCommand::Add(s) => s.id,
             ClockCommand::Play { id, .. }
+            | ClockCommand::Append { id, .. }
             | ClockCommand::Background { id, .. }
             | ClockCommand::Stop { id }
             | ClockCommand::SetPeer { id, .. }
@@ -272,6 +279,15 @@ fn apply(streams: &mut HashMap<u64, Stream>, cmd: ClockCommand, seed: &mut u32) 
                 if s.playlist.is_empty() {
                     let _ = s.events.send(MediaEvent::PlaybackFinished { token });
                 }
+            }
+        }
+        ClockCommand::Append { id, prompts } => {
+            if let Some(s) = streams.get_mut(&id) {
+                if s.playlist.is_empty() {
+                    s.position = 0;
+                    s.rtp.start_talkspurt();
+                }
+                s.playlist.extend(prompts);
             }
         }
         ClockCommand::Background { id, music } => {

@@ -103,6 +103,14 @@ impl MediaSession {
         });
     }
 
+    /// Play after whatever is playing (the playback token stays).
+    pub fn append(&self, prompts: Vec<Arc<Prompt>>) {
+        self.clock.send(ClockCommand::Append {
+            id: self.id,
+            prompts,
+        });
+    }
+
     pub fn stop_playback(&self) {
         self.clock.send(ClockCommand::Stop { id: self.id });
     }
