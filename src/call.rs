@@ -4,6 +4,7 @@
 //! ACD exists, "queue" plays the menu's prompt then holds the caller on
 //! music, and "request callback" plays the confirmation and ends the call.
 
+use crate::acd::OfferFailReason;
 use crate::config::{FeatureCodes, RuntimeConfig};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
 use crate::media::clock::MediaClock;
@@ -13,7 +14,10 @@ use crate::media::prompts::{Prompt, PromptLibrary};
 use crate::media::{MediaEvent, MediaSession, SessionSetup};
 use crate::metrics::{CallOutcome, Metrics};
 use crate::sdp;
-use crate::sip::{CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent};
+use crate::sip::{
+    AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent,
+    SipStack,
+};
 use crate::switchboard::{Feature, QueueNews, Switchboard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -93,6 +97,8 @@ pub struct CallContext {
     /// Cancelled at shutdown: every call sends BYE and ends.
     pub shutdown: CancellationToken,
     pub tracker: tokio_util::task::TaskTracker,
+    /// The SIP stack, to place agent legs (set once it has started).
+    pub sip: std::sync::OnceLock<Arc<SipStack>>,
     next_id: AtomicU64,
 }
 
@@ -122,6 +128,7 @@ impl CallContext {
             metrics,
             shutdown,
             tracker: tokio_util::task::TaskTracker::new(),
+            sip: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
         })
     }
@@ -261,6 +268,10 @@ async fn run_call(
         }
     };
     let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
+    let (agent_tx, mut agent_rx) = mpsc::unbounded_channel::<(usize, AgentLegEvent)>();
+    let mut caller_sdp = negotiated.clone();
+    let mut offer: Option<Offer> = None;
+    let mut bridge: Option<Bridge> = None;
     let mut player = Player {
         token: 0,
         hangup_when_done: false,
@@ -308,7 +319,10 @@ async fn run_call(
                     if media.is_none() {
                         let answer = ack_body.ok_or_else(|| sdp::SdpError::Malformed("no SDP answer in the ACK".into())).and_then(|b| sdp::parse_answer(&b));
                         match answer {
-                            Ok(n) => media = start_media(ctx, id, call.source.ip(), &mut port, &n, &media_tx),
+                            Ok(n) => {
+                                media = start_media(ctx, id, call.source.ip(), &mut port, &n, &media_tx);
+                                caller_sdp = Some(n);
+                            }
                             Err(e) => tracing::debug!(error = %e, "no usable SDP answer in the ACK"),
                         }
                         if media.is_none() {
@@ -336,10 +350,62 @@ async fn run_call(
                     }
                 },
             },
-            news = queue_rx.recv() => if let Some(news) = news {
-                if let Some(out) = on_queue_news(ctx, &ivr, media.as_ref(), &mut player, news) {
-                    leg.hangup().await;
-                    break out;
+            news = queue_rx.recv() => match news {
+                Some(QueueNews::Offer { agent, targets, ticket }) => {
+                    if offer.is_none() && bridge.is_none() {
+                        offer = start_offer(ctx, id, caller_sdp.as_ref(), agent, &targets, ticket, &agent_tx);
+                    } else {
+                        ctx.switchboard.offer_failed(id, &agent, OfferFailReason::Rejected);
+                    }
+                }
+                Some(QueueNews::CancelOffer { agent }) => {
+                    if let Some(o) = offer.take_if(|o| o.agent == agent) {
+                        o.cancel().await;
+                    }
+                }
+                Some(news) => {
+                    if let Some(out) = on_queue_news(ctx, &ivr, media.as_ref(), &mut player, news) {
+                        leg.hangup().await;
+                        break out;
+                    }
+                }
+                None => {}
+            },
+            ev = agent_rx.recv() => if let Some((i, ev)) = ev {
+                match ev {
+                    AgentLegEvent::Ringing => {}
+                    AgentLegEvent::Answered { sdp: answer } => {
+                        let Some(o) = offer.take() else { continue };
+                        let agent = o.agent.clone();
+                        match connect_agent(ctx, id, o, i, &answer, media.as_ref(), &media_tx).await {
+                            Some(b) => {
+                                ctx.switchboard.agent_answered(id, &agent);
+                                bridge = Some(b);
+                            }
+                            None => ctx.switchboard.offer_failed(id, &agent, OfferFailReason::Rejected),
+                        }
+                    }
+                    AgentLegEvent::Failed { status } => {
+                        if let Some(o) = offer.as_mut() {
+                            o.failed += 1;
+                            if o.failed >= o.legs.len() {
+                                let reason = match status {
+                                    486 | 600 | 603 => OfferFailReason::Rejected,
+                                    _ => OfferFailReason::NoAnswer,
+                                };
+                                tracing::info!(agent = %o.agent, status, "offer failed");
+                                ctx.switchboard.offer_failed(id, &o.agent, reason);
+                                offer = None;
+                            }
+                        }
+                    }
+                    AgentLegEvent::Ended(_) => {
+                        if bridge.is_some() {
+                            bridge = None;
+                            leg.hangup().await;
+                            break CallOutcome::AgentHangup;
+                        }
+                    }
                 }
             },
             ev = media_rx.recv() => match ev {
@@ -361,10 +427,161 @@ async fn run_call(
             },
         }
     };
+    // The caller is gone: ringing agents are cancelled, a connected agent
+    // gets a BYE.
+    if let Some(o) = offer.take() {
+        o.cancel().await;
+    }
+    if let Some(b) = bridge.take() {
+        b.leg.hangup().await;
+    }
     drop(media);
-    // Out of any queue it was in (a caller who hangs up is abandoned at once).
+    // Out of any queue it was in (a caller who hangs up is abandoned at once;
+    // one who was talking to an agent ends that call: the agent's wrap-up).
     ctx.switchboard.caller_gone(id);
     outcome
+}
+
+/// An offer being rung: one leg per registered contact of the agent.
+struct Offer {
+    agent: String,
+    legs: Vec<AgentLeg>,
+    failed: usize,
+    port: Option<crate::media::ports::RtpPort>,
+    signalling_ip: std::net::IpAddr,
+}
+
+impl Offer {
+    async fn cancel(self) {
+        for l in &self.legs {
+            l.hangup().await;
+        }
+    }
+}
+
+/// A caller talking to an agent.
+struct Bridge {
+    leg: AgentLeg,
+    _media: MediaSession,
+}
+
+/// Ring the agent's phones with an offer of the caller's own codec (so the
+/// bridge relays packets as they come, with no transcoding).
+fn start_offer(
+    ctx: &CallContext,
+    id: u64,
+    caller_sdp: Option<&sdp::Negotiated>,
+    agent: String,
+    targets: &[AgentTarget],
+    ticket: Option<String>,
+    events: &mpsc::UnboundedSender<(usize, AgentLegEvent)>,
+) -> Option<Offer> {
+    let fail = |reason| {
+        ctx.switchboard.offer_failed(id, &agent, reason);
+        None
+    };
+    let (Some(sip), Some(caller), Some(first)) = (ctx.sip.get(), caller_sdp, targets.first())
+    else {
+        return fail(OfferFailReason::Unreachable);
+    };
+    let Ok(port) = ctx.ports.allocate() else {
+        return fail(OfferFailReason::Unreachable);
+    };
+    let local_ip = sip.local_ip_towards(first.source.ip());
+    let mut ours = caller.clone();
+    ours.media_lines.clear();
+    ours.direction = sdp::Direction::SendRecv;
+    let offer_sdp = sdp::build_answer(local_ip, port.port, &ours, id ^ 0x6167_656e);
+    let ticket = ticket.unwrap_or_else(|| format!("call-{id}"));
+    let headers = vec![
+        ("X-Centralita-Ticket".to_string(), ticket.clone()),
+        (
+            "Call-Info".to_string(),
+            format!(
+                "<http://{}/calls/{id}>;purpose=info",
+                ctx.config.http_listen
+            ),
+        ),
+    ];
+    let mut legs = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        match sip.invite_agent(t, offer_sdp.clone(), headers.clone(), local_ip) {
+            Ok((leg, mut rx)) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    while let Some(ev) = rx.recv().await {
+                        if events.send((i, ev)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                legs.push(leg);
+            }
+            Err(e) => tracing::info!(%agent, error = %e, "cannot ring a contact"),
+        }
+    }
+    if legs.is_empty() {
+        return fail(OfferFailReason::Unreachable);
+    }
+    tracing::info!(%agent, contacts = legs.len(), %ticket, "ringing the agent");
+    Some(Offer {
+        agent,
+        legs,
+        failed: 0,
+        port: Some(port),
+        signalling_ip: first.source.ip(),
+    })
+}
+
+/// The agent answered on leg `i`: cancel the other legs, start the agent's
+/// media on the offer's port and bridge it with the caller's.
+async fn connect_agent(
+    ctx: &CallContext,
+    id: u64,
+    mut offer: Offer,
+    i: usize,
+    answer: &[u8],
+    caller_media: Option<&MediaSession>,
+    media_events: &mpsc::UnboundedSender<MediaEvent>,
+) -> Option<Bridge> {
+    for (j, l) in offer.legs.iter().enumerate() {
+        if j != i {
+            l.hangup().await;
+        }
+    }
+    let leg = offer.legs.get(i)?.clone();
+    let (Some(caller_media), Ok(n), Some(port)) =
+        (caller_media, sdp::parse_answer(answer), offer.port.take())
+    else {
+        leg.hangup().await;
+        return None;
+    };
+    let setup = SessionSetup {
+        id: id | (1 << 63),
+        port,
+        peer: n.remote_rtp,
+        signalling_ip: offer.signalling_ip,
+        codec: n.codec,
+        dtmf_pt: n.dtmf_pt,
+        inband_dtmf: false,
+        rtp_timeout: Duration::from_secs(u64::from(ctx.config.rtp_timeout_secs)),
+        events: media_events.clone(),
+    };
+    let Ok(agent_media) = MediaSession::start(setup, &ctx.clock, &ctx.metrics) else {
+        leg.hangup().await;
+        return None;
+    };
+    MediaSession::bridge(
+        caller_media,
+        &agent_media,
+        "caller_to_agent",
+        "agent_to_caller",
+    );
+    tracing::info!(agent = %offer.agent, "caller and agent connected");
+    Some(Bridge {
+        leg,
+        _media: agent_media,
+    })
 }
 
 /// What the ACD says to a queued caller, spoken. `Some` ends the call now.
@@ -418,6 +635,8 @@ fn on_queue_news(
         QueueNews::Finished(outcome) => {
             tracing::debug!(outcome = outcome.label(), "left the queue")
         }
+        // Handled by the call loop, which owns the agent legs.
+        QueueNews::Offer { .. } | QueueNews::CancelOffer { .. } => {}
     }
     None
 }

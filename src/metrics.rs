@@ -28,12 +28,15 @@ pub enum CallOutcome {
     Timeout,
     /// Ended by the controller's shutdown.
     Shutdown,
+    /// The agent hung up a bridged call.
+    AgentHangup,
     /// Anything else that went wrong on our side.
     Failed,
 }
 
 impl CallOutcome {
-    pub const ALL: [CallOutcome; 9] = [
+    pub const ALL: [CallOutcome; 10] = [
+        CallOutcome::AgentHangup,
         CallOutcome::CallerHangup,
         CallOutcome::IvrHangup,
         CallOutcome::Cancelled,
@@ -55,6 +58,7 @@ impl CallOutcome {
             CallOutcome::Unavailable => "unavailable",
             CallOutcome::Timeout => "timeout",
             CallOutcome::Shutdown => "shutdown",
+            CallOutcome::AgentHangup => "agent_hangup",
             CallOutcome::Failed => "failed",
         }
     }
@@ -79,6 +83,7 @@ pub struct Metrics {
     pub rtp_packets_ignored: IntCounterVec,
     pub rtp_send_lateness: Histogram,
     pub rtp_peers_latched: IntCounter,
+    pub rtp_packets_relayed: IntCounterVec,
     pub rtp_ports_in_use: IntGauge,
     pub sip_auth_failures: IntCounterVec,
     pub agents_registered: IntGauge,
@@ -188,6 +193,15 @@ impl Metrics {
             "centralita_rtp_peers_latched_total",
             "Calls whose RTP came from the signalling host instead of the SDP address (NAT), and was followed",
         );
+        let rtp_packets_relayed = counter_vec(
+            &registry,
+            "centralita_rtp_packets_relayed_total",
+            "RTP packets relayed between the legs of bridged calls, by direction",
+            &["direction"],
+        );
+        for d in ["caller_to_agent", "agent_to_caller"] {
+            rtp_packets_relayed.with_label_values(&[d]);
+        }
         let rtp_ports_in_use = gauge(
             &registry,
             "centralita_rtp_ports_in_use",
@@ -260,6 +274,7 @@ impl Metrics {
             rtp_packets_ignored,
             rtp_send_lateness,
             rtp_peers_latched,
+            rtp_packets_relayed,
             rtp_ports_in_use,
         }
     }

@@ -101,7 +101,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub metrics: Metrics,
     ctx: Arc<CallContext>,
-    stack: SipStack,
+    stack: Arc<SipStack>,
     draining: Arc<AtomicBool>,
     cancel: CancellationToken,
     clock: MediaClock,
@@ -131,6 +131,7 @@ impl Server {
         let (accounts, presence) = Accounts::new(&config, metrics.clone());
         let switchboard = Switchboard::start(
             acd_config(&config),
+            Arc::clone(&accounts),
             metrics.clone(),
             presence,
             cancel.clone(),
@@ -168,6 +169,8 @@ impl Server {
             cancel.clone(),
         )
         .await?;
+        let stack = Arc::new(stack);
+        let _ = ctx.sip.set(Arc::clone(&stack));
         let draining = Arc::new(AtomicBool::new(false));
         let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
         let http_addr = listener.local_addr()?;

@@ -12,8 +12,10 @@ use crate::acd::{
 use crate::config::FallbackEntry;
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
-use crate::sip::accounts::Presence;
+use crate::sip::accounts::{Accounts, Presence};
+use crate::sip::AgentTarget;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -81,6 +83,14 @@ pub enum QueueNews {
     Blocked,
     /// Offer the caller a callback instead of waiting.
     OfferCallback,
+    /// Ring this agent's phones (several contacts ring in parallel).
+    Offer {
+        agent: String,
+        targets: Vec<AgentTarget>,
+        ticket: Option<String>,
+    },
+    /// Stop ringing that agent (ring timeout, or another agent answered).
+    CancelOffer { agent: String },
     /// The call left the ACD.
     Finished(Outcome),
 }
@@ -108,6 +118,15 @@ enum Request {
     },
     CallerGone {
         call: u64,
+    },
+    AgentAnswered {
+        call: u64,
+        agent: String,
+    },
+    OfferFailed {
+        call: u64,
+        agent: String,
+        reason: OfferFailReason,
     },
     Feature {
         agent: String,
@@ -216,6 +235,7 @@ impl Switchboard {
     /// Start the task. `presence` carries the registrar's reachability news.
     pub fn start(
         config: AcdConfig,
+        accounts: Arc<Accounts>,
         metrics: Metrics,
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
@@ -228,6 +248,7 @@ impl Switchboard {
             acd,
             agent_ids,
             queue_names,
+            accounts,
             rx,
             presence,
             metrics,
@@ -268,6 +289,23 @@ impl Switchboard {
         });
     }
 
+    /// The agent's phone answered the offer: the call is theirs.
+    pub fn agent_answered(&self, call: u64, agent: &str) {
+        let _ = self.tx.send(Request::AgentAnswered {
+            call,
+            agent: agent.to_string(),
+        });
+    }
+
+    /// The offer to the agent failed (busy, declined, unreachable, no answer).
+    pub fn offer_failed(&self, call: u64, agent: &str, reason: OfferFailReason) {
+        let _ = self.tx.send(Request::OfferFailed {
+            call,
+            agent: agent.to_string(),
+            reason,
+        });
+    }
+
     /// The caller hung up (or the call ended for any reason).
     pub fn caller_gone(&self, call: u64) {
         let _ = self.tx.send(Request::CallerGone { call });
@@ -291,6 +329,7 @@ async fn run(
     mut acd: Acd,
     agent_ids: Vec<String>,
     queue_names: Vec<String>,
+    accounts: Arc<Accounts>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     mut presence: mpsc::UnboundedReceiver<Presence>,
     metrics: Metrics,
@@ -326,7 +365,7 @@ async fn run(
                         (Feature::Logout, _) => AgentCommand::Logout,
                     };
                     acd.handle_event(now, AcdEvent::AgentCommand { agent: agent.clone(), cmd });
-                    drain(&mut acd, &mut calls, &metrics);
+                    drain(&mut acd, &mut calls, &accounts, &metrics);
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
                 }
                 Some(Request::Enqueue { call, queue, priority, ticket, news }) => {
@@ -337,6 +376,12 @@ async fn run(
                     if calls.contains_key(&call) {
                         acd.handle_event(Instant::now(), AcdEvent::CallerHungUp { call: CallId(call) });
                     }
+                }
+                Some(Request::AgentAnswered { call, agent }) => {
+                    acd.handle_event(Instant::now(), AcdEvent::AgentAnswered { call: CallId(call), agent });
+                }
+                Some(Request::OfferFailed { call, agent, reason }) => {
+                    acd.handle_event(Instant::now(), AcdEvent::OfferFailed { call: CallId(call), agent, reason });
                 }
                 Some(Request::Status { agent, reply }) => {
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
@@ -351,45 +396,89 @@ async fn run(
                 None => {}
             },
         }
-        drain(&mut acd, &mut calls, &metrics);
+        drain(&mut acd, &mut calls, &accounts, &metrics);
         publish(&acd, &agents, &queues, &metrics);
     }
 }
 
-/// Carry out the core's actions: news to queued calls, state changes to the
-/// log. Offering calls to agents (the agent leg and the bridge) is not built
-/// yet: an offer is answered at once as "agent unreachable", so the caller
-/// keeps its place at the head of the queue and nobody is left ringing.
+/// Carry out the core's actions: offers and news to the calls, state
+/// changes to the log. An offer goes to the agent's live bindings; with none
+/// it fails at once as "unreachable" (the caller keeps its place at the head).
 fn drain(
     acd: &mut Acd,
     calls: &mut HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)>,
+    accounts: &Accounts,
     metrics: &Metrics,
 ) {
     while let Some(action) = acd.poll_action() {
-        let tell = |call: CallId, news: QueueNews| {
-            if let Some((_, tx)) = calls.get(&call.0) {
-                let _ = tx.send(news);
-            }
+        let tell = |call: CallId, news: QueueNews| -> bool {
+            calls
+                .get(&call.0)
+                .is_some_and(|(_, tx)| tx.send(news).is_ok())
         };
         match action {
             AcdAction::Announce {
                 call,
                 position,
                 ewt_minutes,
-            } => tell(
-                call,
-                QueueNews::Announce {
-                    position,
-                    ewt_minutes,
-                },
-            ),
-            AcdAction::PlayAndHangup { call, prompt } => {
-                tell(call, QueueNews::PlayAndHangup { prompt })
+            } => {
+                tell(
+                    call,
+                    QueueNews::Announce {
+                        position,
+                        ewt_minutes,
+                    },
+                );
             }
-            AcdAction::Block { call } => tell(call, QueueNews::Blocked),
-            AcdAction::OfferCallbackToCaller { call } => tell(call, QueueNews::OfferCallback),
-            AcdAction::Offer { call, agent, .. } | AcdAction::OfferCallback { call, agent, .. } => {
-                tracing::warn!(%agent, call = call.0, "offering calls to agents is not implemented yet");
+            AcdAction::PlayAndHangup { call, prompt } => {
+                tell(call, QueueNews::PlayAndHangup { prompt });
+            }
+            AcdAction::Block { call } => {
+                tell(call, QueueNews::Blocked);
+            }
+            AcdAction::OfferCallbackToCaller { call } => {
+                tell(call, QueueNews::OfferCallback);
+            }
+            AcdAction::Offer {
+                call,
+                agent,
+                ticket,
+            } => {
+                let targets: Vec<AgentTarget> = accounts
+                    .bindings(&agent, Instant::now())
+                    .into_iter()
+                    .map(|b| AgentTarget {
+                        contact: b.uri,
+                        source: b.source,
+                        over_tcp: b.transport == crate::sip::registrar::Transport::Tcp,
+                    })
+                    .collect();
+                let delivered = !targets.is_empty()
+                    && tell(
+                        call,
+                        QueueNews::Offer {
+                            agent: agent.clone(),
+                            targets,
+                            ticket,
+                        },
+                    );
+                if !delivered {
+                    tracing::info!(%agent, call = call.0, "offer failed: the agent's phone is not registered");
+                    acd.handle_event(
+                        Instant::now(),
+                        AcdEvent::OfferFailed {
+                            call,
+                            agent,
+                            reason: OfferFailReason::Unreachable,
+                        },
+                    );
+                }
+            }
+            AcdAction::CancelOffer { call, agent } => {
+                tell(call, QueueNews::CancelOffer { agent });
+            }
+            AcdAction::OfferCallback { call, agent, .. } => {
+                tracing::warn!(%agent, call = call.0, "callbacks are not placed yet");
                 acd.handle_event(
                     Instant::now(),
                     AcdEvent::OfferFailed {

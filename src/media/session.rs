@@ -20,7 +20,7 @@ use super::rtp::parse_rtp;
 use super::MediaEvent;
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc::UnboundedSender, watch};
 
@@ -45,6 +45,12 @@ pub struct MediaSession {
     id: u64,
     clock: MediaClock,
     peer_tx: watch::Sender<SocketAddr>,
+    /// Where this leg's RTP really goes (the SDP address, or the latched one).
+    effective_peer: Arc<Mutex<SocketAddr>>,
+    /// Packets this leg receives are sent on from here when bridged.
+    forward: Arc<Mutex<Option<Forward>>>,
+    /// A handle on this leg's socket, for the other leg to send from.
+    socket: Arc<std::net::UdpSocket>,
     receiver: tokio::task::JoinHandle<()>,
     _port: RtpPort,
     pub local_port: u16,
@@ -58,6 +64,9 @@ impl MediaSession {
         metrics: &Metrics,
     ) -> std::io::Result<MediaSession> {
         let send_half = setup.port.socket.try_clone()?;
+        let socket = Arc::new(setup.port.socket.try_clone()?);
+        let effective_peer = Arc::new(Mutex::new(setup.peer));
+        let forward = Arc::new(Mutex::new(None));
         let recv_half = tokio::net::UdpSocket::from_std(setup.port.socket.try_clone()?)?;
         let (peer_tx, peer_rx) = watch::channel(setup.peer);
         clock.send(ClockCommand::Add(Box::new(StreamSetup {
@@ -70,6 +79,8 @@ impl MediaSession {
         let rx = Receiver {
             socket: recv_half,
             peer: peer_rx,
+            effective_peer: Arc::clone(&effective_peer),
+            forward: Arc::clone(&forward),
             signalling_ip: setup.signalling_ip,
             heard_from_peer: false,
             latched: None,
@@ -88,6 +99,9 @@ impl MediaSession {
             id: setup.id,
             clock: clock.clone(),
             peer_tx,
+            effective_peer,
+            forward,
+            socket,
             receiver,
             local_port: setup.port.port,
             codec: setup.codec,
@@ -120,7 +134,33 @@ impl MediaSession {
             .send(ClockCommand::Background { id: self.id, music });
     }
 
+    /// Bridge two legs: what either receives goes out of the other's socket
+    /// to the other's peer, as it came (payload, SSRC, DTMF events); the
+    /// clock stops playing to both. `a_to_b` and `b_to_a` label the relay
+    /// counters.
+    pub fn bridge(a: &MediaSession, b: &MediaSession, a_to_b: &'static str, b_to_a: &'static str) {
+        if let Ok(mut f) = a.forward.lock() {
+            *f = Some(Forward {
+                socket: Arc::clone(&b.socket),
+                peer: Arc::clone(&b.effective_peer),
+                direction: a_to_b,
+            });
+        }
+        if let Ok(mut f) = b.forward.lock() {
+            *f = Some(Forward {
+                socket: Arc::clone(&a.socket),
+                peer: Arc::clone(&a.effective_peer),
+                direction: b_to_a,
+            });
+        }
+        a.clock.send(ClockCommand::Remove { id: a.id });
+        b.clock.send(ClockCommand::Remove { id: b.id });
+    }
+
     pub fn set_peer(&self, peer: SocketAddr) {
+        if let Ok(mut p) = self.effective_peer.lock() {
+            *p = peer;
+        }
         let _ = self.peer_tx.send(peer);
         self.clock.send(ClockCommand::SetPeer { id: self.id, peer });
     }
@@ -133,9 +173,19 @@ impl Drop for MediaSession {
     }
 }
 
+/// Where a bridged leg's packets go: out of the other leg's socket to the
+/// other leg's peer.
+struct Forward {
+    socket: Arc<std::net::UdpSocket>,
+    peer: Arc<Mutex<SocketAddr>>,
+    direction: &'static str,
+}
+
 struct Receiver {
     socket: tokio::net::UdpSocket,
     peer: watch::Receiver<SocketAddr>,
+    effective_peer: Arc<Mutex<SocketAddr>>,
+    forward: Arc<Mutex<Option<Forward>>>,
     signalling_ip: std::net::IpAddr,
     heard_from_peer: bool,
     /// The source latched on to, replacing the SDP address.
@@ -152,6 +202,28 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// Send a packet on to the bridged leg; false when not bridged.
+    fn relay(&self, packet: &[u8]) -> bool {
+        let Ok(guard) = self.forward.lock() else {
+            return false;
+        };
+        let Some(f) = guard.as_ref() else {
+            return false;
+        };
+        let peer = f
+            .peer
+            .lock()
+            .map(|p| *p)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        if !peer.ip().is_unspecified() && f.socket.send_to(packet, peer).is_ok() {
+            self.metrics
+                .rtp_packets_relayed
+                .with_label_values(&[f.direction])
+                .inc();
+        }
+        true
+    }
+
     /// Whether a packet from `src` is the peer's, latching once on to the
     /// signalling host when the SDP address has never sent.
     fn accept_source(&mut self, src: SocketAddr) -> bool {
@@ -169,6 +241,9 @@ impl Receiver {
         if !self.heard_from_peer && self.latched.is_none() && src.ip() == self.signalling_ip {
             tracing::debug!(sdp = %peer, %src, "RTP latched on to the signalling host");
             self.latched = Some(src);
+            if let Ok(mut p) = self.effective_peer.lock() {
+                *p = src;
+            }
             self.heard_from_peer = true;
             self.metrics.rtp_peers_latched.inc();
             self.clock.send(ClockCommand::SetPeer {
@@ -210,6 +285,9 @@ impl Receiver {
                 continue;
             };
             self.metrics.rtp_packets_received.inc();
+            if self.relay(&buf[..len]) {
+                continue;
+            }
             let digit = if Some(pkt.payload_type) == self.dtmf_pt {
                 match TelephoneEvent::parse(pkt.payload) {
                     Ok(ev) => self

@@ -10,6 +10,6 @@ pub mod registrar;
 pub mod stack;
 
 pub use stack::{
-    CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd, LegEvent, OfferReply, SipStack,
-    StackOptions,
+    AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
+    LegEvent, OfferReply, SipStack, StackOptions,
 };

@@ -134,6 +134,41 @@ impl CallLeg {
     }
 }
 
+/// What happens on an agent leg (an INVITE we send to an agent's phone).
+#[derive(Debug)]
+pub enum AgentLegEvent {
+    /// 180/183 from the phone.
+    Ringing,
+    /// 200 OK: the phone's SDP answer.
+    Answered { sdp: Vec<u8> },
+    /// A final error (486 busy, 603 declined, 408…); 0 if no response came.
+    Failed { status: u16 },
+    /// The established leg ended (BYE from the agent, or ours).
+    Ended(LegEnd),
+}
+
+/// Where to reach an agent's phone: its registered Contact, sent to the
+/// address the REGISTER came from (NAT), over UDP or TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentTarget {
+    pub contact: String,
+    pub source: SocketAddr,
+    pub over_tcp: bool,
+}
+
+/// A leg to an agent's phone.
+#[derive(Clone)]
+pub struct AgentLeg {
+    dialog: InviteDialog,
+}
+
+impl AgentLeg {
+    /// CANCEL while ringing, BYE once answered.
+    pub async fn hangup(&self) {
+        let _ = self.dialog.hangup().await;
+    }
+}
+
 /// Receives the calls the adapter accepted.
 pub trait CallHandler: Send + Sync + 'static {
     /// A new INVITE passed the SIP checks. The handler owns the call from
@@ -158,6 +193,9 @@ pub struct StackOptions {
 /// The running SIP side.
 pub struct SipStack {
     pub local_addr: SocketAddr,
+    /// Ours, towards the agents (advertise, listen address, or routing).
+    front: Arc<Front>,
+    advertise: Option<IpAddr>,
     draining: Arc<AtomicBool>,
     dialogs: Arc<DialogLayer>,
     cancel: CancellationToken,
@@ -233,6 +271,8 @@ impl SipStack {
         tokio::spawn(Arc::clone(&front).run_udp(stack_cancel.clone()));
         tokio::spawn(async move { endpoint.serve().await });
         tokio::spawn(Arc::clone(&accounts).run_expiry(stack_cancel.clone()));
+        let front_for_stack = Arc::clone(&front);
+        let opts_advertise = opts.advertise;
         let adapter = Adapter {
             accounts,
             front,
@@ -245,10 +285,82 @@ impl SipStack {
         tokio::spawn(adapter.run(incoming, stack_cancel.clone()));
         Ok(SipStack {
             local_addr,
+            front: Arc::clone(&front_for_stack),
+            advertise: opts_advertise,
             draining,
             dialogs,
             cancel: stack_cancel,
         })
+    }
+
+    /// INVITE an agent's phone with our SDP offer and extra headers (the
+    /// ticket, the Call-Info link). Its progress comes on the returned channel.
+    pub fn invite_agent(
+        &self,
+        target: &AgentTarget,
+        sdp: String,
+        headers: Vec<(String, String)>,
+        local_ip: IpAddr,
+    ) -> Result<(AgentLeg, mpsc::UnboundedReceiver<AgentLegEvent>), String> {
+        let callee =
+            rsipstack::sip::Uri::try_from(target.contact.as_str()).map_err(|e| e.to_string())?;
+        let me = SocketAddr::new(local_ip, self.local_addr.port());
+        let contact = format!(
+            "sip:centralita@{me}{}",
+            if target.over_tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            }
+        );
+        let contact = rsipstack::sip::Uri::try_from(contact.as_str()).map_err(|e| e.to_string())?;
+        let caller = rsipstack::sip::Uri::try_from(format!("sip:centralita@{me}").as_str())
+            .map_err(|e| e.to_string())?;
+        let transport = if target.over_tcp {
+            rsipstack::sip::Transport::Tcp
+        } else {
+            rsipstack::sip::Transport::Udp
+        };
+        let opt = rsipstack::dialog::invitation::InviteOption {
+            caller,
+            callee,
+            destination: Some(SipAddr {
+                r#type: Some(transport),
+                addr: target.source.into(),
+            }),
+            content_type: Some("application/sdp".into()),
+            offer: Some(sdp.into_bytes()),
+            contact,
+            headers: Some(
+                headers
+                    .into_iter()
+                    .map(|(k, v)| Header::Other(k, v))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
+        let (dialog, result) = self
+            .dialogs
+            .do_invite_async(opt, state_tx)
+            .map_err(|e| e.to_string())?;
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch_agent_leg(
+            dialog.clone(),
+            Arc::clone(&self.dialogs),
+            state_rx,
+            result,
+            ev_tx,
+        ));
+        Ok((AgentLeg { dialog }, ev_rx))
+    }
+
+    /// The address to write into Contact/SDP for a peer.
+    pub fn local_ip_towards(&self, peer: IpAddr) -> IpAddr {
+        self.advertise
+            .or((!self.local_addr.ip().is_unspecified()).then(|| self.local_addr.ip()))
+            .or_else(|| self.front.local_ip_towards(peer))
+            .unwrap_or(self.local_addr.ip())
     }
 
     /// From now on, new calls get 503 with Retry-After.
@@ -480,6 +592,72 @@ async fn reply(tx: &mut Transaction, status: u16, headers: Vec<(&str, &str)>) {
         .map(|(k, v)| Header::Other(k.to_string(), v.to_string()))
         .collect();
     let _ = tx.reply_with(StatusCode::from(status), headers, None).await;
+}
+
+/// Follow an agent leg: provisional responses from the dialog's states, the
+/// final one from the INVITE's result, then its end.
+async fn watch_agent_leg(
+    dialog: InviteDialog,
+    dialogs: Arc<DialogLayer>,
+    mut states: rsipstack::dialog::dialog::DialogStateReceiver,
+    result: rsipstack::platform::JoinHandle<rsipstack::dialog::invitation::InviteAsyncResult>,
+    events: mpsc::UnboundedSender<AgentLegEvent>,
+) {
+    let mut result = Box::pin(result);
+    let mut answered = false;
+    let mut finished = false;
+    loop {
+        tokio::select! {
+            r = &mut result, if !finished => {
+                finished = true;
+                match r {
+                    Ok(Ok((_, Some(resp)))) if u16::from(resp.status_code.clone()) == 200 => {
+                        answered = true;
+                        let _ = events.send(AgentLegEvent::Answered { sdp: resp.body().clone() });
+                    }
+                    Ok(Ok((_, Some(resp)))) => {
+                        let _ = events.send(AgentLegEvent::Failed { status: u16::from(resp.status_code.clone()) });
+                        dialogs.remove_dialog(&dialog.id());
+                        return;
+                    }
+                    _ => {
+                        let _ = events.send(AgentLegEvent::Failed { status: 0 });
+                        dialogs.remove_dialog(&dialog.id());
+                        return;
+                    }
+                }
+            }
+            st = states.recv() => match st {
+                None => return,
+                Some(DialogState::Early(..)) => {
+                    let _ = events.send(AgentLegEvent::Ringing);
+                }
+                Some(DialogState::Info(_, _, handle)) | Some(DialogState::Options(_, _, handle)) => {
+                    let _ = handle.reply(StatusCode::OK).await;
+                }
+                Some(DialogState::Updated(_, _, handle))
+                | Some(DialogState::Refer(_, _, handle))
+                | Some(DialogState::Notify(_, _, handle))
+                | Some(DialogState::Message(_, _, handle))
+                | Some(DialogState::Publish(_, _, handle)) => {
+                    let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                }
+                Some(DialogState::Terminated(id, reason)) => {
+                    if answered || finished {
+                        let end = match reason {
+                            TerminatedReason::UasBye | TerminatedReason::UacBye => LegEnd::CallerBye,
+                            TerminatedReason::Timeout => LegEnd::Timeout,
+                            _ => LegEnd::Other(0),
+                        };
+                        let _ = events.send(AgentLegEvent::Ended(end));
+                        dialogs.remove_dialog(&id);
+                        return;
+                    }
+                }
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 /// Translate one dialog's state changes into [`LegEvent`]s until it ends.

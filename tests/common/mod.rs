@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod phone;
 
 use centralita::config::Overrides;
 use centralita::server::{load_all, Server, ServerOptions};

@@ -1,0 +1,212 @@
+//! An agent's softphone for tests: registers with digest authentication,
+//! answers every INVITE by itself (180 then 200 with its SDP), records what
+//! it was sent (requests and RTP), and can send audio back.
+
+use super::{auth, parse_rtp, rand_u64, sdp_media_addr, Msg, RtpIn};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+#[derive(Default)]
+pub struct PhoneLog {
+    pub requests: Vec<Msg>,
+    pub rtp: Vec<RtpIn>,
+    /// Where the controller sends the bridged call's RTP from.
+    pub remote_rtp: Option<SocketAddr>,
+}
+
+pub struct AgentPhone {
+    pub sip: Arc<UdpSocket>,
+    pub rtp: Arc<UdpSocket>,
+    pub server: SocketAddr,
+    pub log: Arc<Mutex<PhoneLog>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl AgentPhone {
+    /// Register `user` and start answering.
+    pub async fn register(server: SocketAddr, user: &str, password: &str) -> AgentPhone {
+        let sip = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind rtp"));
+        let me = sip.local_addr().expect("addr");
+        let cid = format!("phone-{user}-{}", rand_u64());
+        let reg = |cseq: u32, authz: Option<&str>| {
+            let auth = authz
+                .map(|a| format!("Authorization: {a}\r\n"))
+                .unwrap_or_default();
+            format!(
+                "REGISTER sip:{ip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{cid}{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=p{cid}\r\nTo: <sip:{user}@{ip}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}-softphone@{me}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
+                ip = server.ip()
+            )
+        };
+        let mut buf = vec![0u8; 8192];
+        sip.send_to(reg(1, None).as_bytes(), server)
+            .await
+            .expect("send");
+        let challenge = loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), sip.recv_from(&mut buf))
+                .await
+                .expect("401 in time")
+                .expect("recv");
+            if let Some(m) = Msg::parse(&buf[..n]).filter(|m| m.status() == Some(401)) {
+                break m;
+            }
+        };
+        let ch = auth::parse_challenge(challenge.all("www-authenticate")[0]);
+        let authz = auth::authorization(
+            &ch,
+            user,
+            password,
+            "REGISTER",
+            &format!("sip:{}", server.ip()),
+            1,
+        );
+        sip.send_to(reg(2, Some(&authz)).as_bytes(), server)
+            .await
+            .expect("send");
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), sip.recv_from(&mut buf))
+                .await
+                .expect("200 in time")
+                .expect("recv");
+            if let Some(m) = Msg::parse(&buf[..n]).filter(|m| m.status().is_some_and(|s| s >= 200))
+            {
+                assert_eq!(m.status(), Some(200), "the phone registered");
+                break;
+            }
+        }
+        let log = Arc::new(Mutex::new(PhoneLog::default()));
+        let sip_task = tokio::spawn(answer_loop(
+            Arc::clone(&sip),
+            Arc::clone(&rtp),
+            Arc::clone(&log),
+        ));
+        let rtp_task = tokio::spawn(rtp_loop(Arc::clone(&rtp), Arc::clone(&log)));
+        AgentPhone {
+            sip,
+            rtp,
+            server,
+            log,
+            tasks: vec![sip_task, rtp_task],
+        }
+    }
+
+    pub fn requests(&self, method: &str) -> Vec<Msg> {
+        self.log
+            .lock()
+            .map(|l| {
+                l.requests
+                    .iter()
+                    .filter(|m| m.method() == Some(method))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn rtp_packets(&self) -> Vec<RtpIn> {
+        self.log.lock().map(|l| l.rtp.clone()).unwrap_or_default()
+    }
+
+    /// Send µ-law frames to the controller's side of the bridge, 20 ms apart.
+    pub async fn send_audio(&self, frames: &[Vec<u8>]) {
+        let Some(peer) = self.log.lock().ok().and_then(|l| l.remote_rtp) else {
+            return;
+        };
+        let mut next = tokio::time::Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            let mut p = vec![0x80, 0];
+            p.extend_from_slice(&(i as u16).to_be_bytes());
+            p.extend_from_slice(&((i as u32) * 160).to_be_bytes());
+            p.extend_from_slice(&0x0a9e_0001u32.to_be_bytes());
+            p.extend_from_slice(f);
+            let _ = self.rtp.send_to(&p, peer).await;
+            next += Duration::from_millis(20);
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+impl Drop for AgentPhone {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn response(req: &Msg, status: &str, extra: &str, body: &str) -> String {
+    let mut r = format!("SIP/2.0 {status}\r\n");
+    for (k, v) in &req.headers {
+        match k.as_str() {
+            "via" | "from" | "call-id" | "cseq" => r.push_str(&format!("{k}: {v}\r\n")),
+            "to" if v.contains("tag=") => r.push_str(&format!("to: {v}\r\n")),
+            "to" => r.push_str(&format!("to: {v};tag=phone1\r\n")),
+            _ => {}
+        }
+    }
+    r.push_str(extra);
+    r.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    r
+}
+
+async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<PhoneLog>>) {
+    let mut buf = vec![0u8; 8192];
+    let me = sip.local_addr().expect("addr");
+    let rtp_addr = rtp.local_addr().expect("rtp addr");
+    while let Ok((n, from)) = sip.recv_from(&mut buf).await {
+        let Some(m) = Msg::parse(&buf[..n]) else {
+            continue;
+        };
+        if m.method().is_none() {
+            continue;
+        }
+        if let Ok(mut l) = log.lock() {
+            l.requests.push(m.clone());
+        }
+        let reply = match m.method() {
+            Some("INVITE") => {
+                let offer = String::from_utf8_lossy(&m.body).into_owned();
+                if let Ok(mut l) = log.lock() {
+                    l.remote_rtp = sdp_media_addr(&offer);
+                }
+                let ringing = response(
+                    &m,
+                    "180 Ringing",
+                    &format!("Contact: <sip:phone@{me}>\r\n"),
+                    "",
+                );
+                let _ = sip.send_to(ringing.as_bytes(), from).await;
+                let sdp = format!(
+                    "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+                    rtp_addr.port()
+                );
+                Some(response(
+                    &m,
+                    "200 OK",
+                    &format!("Contact: <sip:phone@{me}>\r\nContent-Type: application/sdp\r\n"),
+                    &sdp,
+                ))
+            }
+            Some("BYE") | Some("CANCEL") | Some("OPTIONS") | Some("INFO") => {
+                Some(response(&m, "200 OK", "", ""))
+            }
+            _ => None,
+        };
+        if let Some(r) = reply {
+            let _ = sip.send_to(r.as_bytes(), from).await;
+        }
+    }
+}
+
+async fn rtp_loop(rtp: Arc<UdpSocket>, log: Arc<Mutex<PhoneLog>>) {
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, _)) = rtp.recv_from(&mut buf).await {
+        if let Some(p) = parse_rtp(&buf[..n]) {
+            if let Ok(mut l) = log.lock() {
+                l.rtp.push(p);
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The ACD end to end: a caller chooses software in the IVR, the ACD offers
+//! the call to the ready agent with that skill, the agent's phone (our own
+//! test softphone, registered with digest auth) rings and answers, and the
+//! two hear each other through the bridge.
+
+mod common;
+
+use common::phone::AgentPhone;
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn tone(freq: f64, frames: usize) -> Vec<Vec<u8>> {
+    (0..frames)
+        .map(|f| {
+            (0..160)
+                .map(|i| {
+                    let t = (f * 160 + i) as f64 / 8000.0;
+                    audio_codec_algorithms::encode_ulaw(
+                        (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
+    let server = start_server().await;
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    // Ana is ready (*11 from another device of hers).
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, resp) =
+        Call::place_as_agent(Arc::clone(&desk), "*11", "ana", "ana-demo-1234").await;
+    assert_eq!(resp.status(), Some(200));
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("available")
+    );
+
+    // A caller: Spanish, then software.
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut caller, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    caller.send_rfc4733('1').await;
+
+    // Ana's phone rings with the ticket, answers, and she is on the call.
+    wait_until(
+        Duration::from_secs(10),
+        "INVITE to the agent's phone",
+        || !phone.requests("INVITE").is_empty(),
+    )
+    .await;
+    let invite = phone.requests("INVITE").remove(0);
+    assert!(
+        invite.header("x-centralita-ticket").is_some(),
+        "the INVITE names the ticket"
+    );
+    assert!(
+        invite
+            .header("call-info")
+            .is_some_and(|c| c.contains("http://")),
+        "Call-Info links the call"
+    );
+    let mut status = None;
+    for _ in 0..200 {
+        status = server.agent_status("ana").await.map(|s| s.as_str());
+        if status == Some("on_call") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, Some("on_call"));
+
+    // The caller's audio reaches the agent, and the agent's the caller.
+    let caller_tone = tone(440.0, 25);
+    caller.send_audio(&caller_tone).await;
+    wait_until(WAIT, "the agent hears the caller", || {
+        phone
+            .rtp_packets()
+            .iter()
+            .any(|p| p.payload == caller_tone[10])
+    })
+    .await;
+    let agent_tone = tone(1000.0, 25);
+    let before = caller.packets().len();
+    phone.send_audio(&agent_tone).await;
+    let rec = Arc::clone(&caller.received);
+    wait_until(WAIT, "the caller hears the agent", || {
+        rec.lock()
+            .map(|r| r[before..].iter().any(|p| p.payload == agent_tone[10]))
+            .unwrap_or(false)
+    })
+    .await;
+    let text = server.metrics.render();
+    assert!(
+        metric(
+            &text,
+            "centralita_rtp_packets_relayed_total{direction=\"caller_to_agent\"}"
+        ) >= 20.0
+    );
+    assert!(
+        metric(
+            &text,
+            "centralita_rtp_packets_relayed_total{direction=\"agent_to_caller\"}"
+        ) >= 20.0
+    );
+
+    // The caller hangs up: the agent's phone gets a BYE and Ana wraps up.
+    assert_eq!(caller.bye().await, Some(200));
+    wait_until(WAIT, "BYE to the agent", || {
+        !phone.requests("BYE").is_empty()
+    })
+    .await;
+    let mut status = None;
+    for _ in 0..200 {
+        status = server.agent_status("ana").await.map(|s| s.as_str());
+        if status == Some("wrap_up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        status,
+        Some("wrap_up"),
+        "wrap-up after the call, never skipped"
+    );
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"served\",queue=\"software\"}",
+        1.0,
+    )
+    .await;
+    server.shutdown().await;
+}
