@@ -143,3 +143,108 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
     .await;
     server.shutdown().await;
 }
+
+/// Ana registered and ready; a caller waiting in the software queue.
+async fn ready_agent_and_caller(
+    server: &centralita::server::Server,
+    answer: common::phone::Answer,
+) -> (AgentPhone, Call) {
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    phone.set_answer(answer);
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut caller, _) = Call::place(client, "soporte", "0 101").await;
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('1').await;
+    wait_metric(
+        server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    caller.send_rfc4733('1').await;
+    wait_until(
+        Duration::from_secs(10),
+        "INVITE to the agent's phone",
+        || !phone.requests("INVITE").is_empty(),
+    )
+    .await;
+    (phone, caller)
+}
+
+async fn wait_status(server: &centralita::server::Server, agent: &str, want: &str) {
+    let mut status = None;
+    for _ in 0..500 {
+        status = server.agent_status(agent).await.map(|s| s.as_str());
+        if status == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{agent} is {status:?}, expected {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_agent_is_paused_and_the_caller_keeps_its_place() {
+    let server = start_server().await;
+    let (_phone, mut caller) = ready_agent_and_caller(&server, common::phone::Answer::Busy).await;
+    wait_status(&server, "ana", "paused").await;
+    assert_eq!(
+        scrape(&server, "centralita_queue_waiting{queue=\"software\"}").await,
+        1.0,
+        "the caller is still queued"
+    );
+    assert_eq!(caller.bye().await, Some(200));
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"abandoned\",queue=\"software\"}",
+        1.0,
+    )
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
+    let server = start_server().await;
+    let (phone, mut caller) = ready_agent_and_caller(&server, common::phone::Answer::Never).await;
+    wait_status(&server, "ana", "offered").await;
+    assert_eq!(caller.bye().await, Some(200));
+    wait_until(WAIT, "CANCEL to the ringing phone", || {
+        !phone.requests("CANCEL").is_empty()
+    })
+    .await;
+    wait_status(&server, "ana", "available").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_timeout_cancels_the_offer_and_pauses_the_agent() {
+    let server = start_server_tuned(
+        |c| {
+            if let Some(q) = c.queues.get_mut("software") {
+                q.ring_timeout_secs = 3;
+            }
+        },
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
+    let (phone, mut caller) = ready_agent_and_caller(&server, common::phone::Answer::Never).await;
+    wait_status(&server, "ana", "offered").await;
+    wait_until(
+        Duration::from_secs(8),
+        "CANCEL after the ring timeout",
+        || !phone.requests("CANCEL").is_empty(),
+    )
+    .await;
+    wait_status(&server, "ana", "paused").await;
+    assert_eq!(
+        scrape(&server, "centralita_queue_waiting{queue=\"software\"}").await,
+        1.0,
+        "back in the queue, never lost"
+    );
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}

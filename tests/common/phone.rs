@@ -8,8 +8,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
+/// How the phone answers an INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Answer {
+    /// 180, then 200 with SDP.
+    #[default]
+    Auto,
+    /// 486 Busy Here.
+    Busy,
+    /// 180 only: it rings until cancelled.
+    Never,
+}
+
 #[derive(Default)]
 pub struct PhoneLog {
+    pub answer: Answer,
     pub requests: Vec<Msg>,
     pub rtp: Vec<RtpIn>,
     /// Where the controller sends the bridged call's RTP from.
@@ -92,6 +105,12 @@ impl AgentPhone {
         }
     }
 
+    pub fn set_answer(&self, a: Answer) {
+        if let Ok(mut l) = self.log.lock() {
+            l.answer = a;
+        }
+    }
+
     pub fn requests(&self, method: &str) -> Vec<Msg> {
         self.log
             .lock()
@@ -165,7 +184,15 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
         if let Ok(mut l) = log.lock() {
             l.requests.push(m.clone());
         }
+        let mode = log.lock().map(|l| l.answer).unwrap_or_default();
         let reply = match m.method() {
+            Some("INVITE") if mode == Answer::Busy => Some(response(&m, "486 Busy Here", "", "")),
+            Some("INVITE") if mode == Answer::Never => Some(response(
+                &m,
+                "180 Ringing",
+                &format!("Contact: <sip:phone@{me}>\r\n"),
+                "",
+            )),
             Some("INVITE") => {
                 let offer = String::from_utf8_lossy(&m.body).into_owned();
                 if let Ok(mut l) = log.lock() {
