@@ -31,7 +31,9 @@ trap cleanup EXIT
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # SIPp's callers send no RTP: give them 300 s before the RTP timeout hangs up.
-sed -e "s#\"\.\./#\"$PWD/#" -e 's/^rtp_timeout_secs = .*/rtp_timeout_secs = 300/' config/centralita.toml >"$work/centralita.toml"
+# and a trunk as large as the load.
+sed -e "s#\"\.\./#\"$PWD/#" -e 's/^rtp_timeout_secs = .*/rtp_timeout_secs = 300/' \
+  -e 's/^lines = .*/lines = 100000/' config/centralita.toml >"$work/centralita.toml"
 RUST_LOG=warn "$bin" --config "$work/centralita.toml" --sip-listen "$sip" --http-listen "$http" \
   --rtp-ports 20000-39999 --data-dir "$work/data" 2>"$work/server.log" &
 pids+=($!)

@@ -99,6 +99,8 @@ pub struct CallContext {
     pub tracker: tokio_util::task::TaskTracker,
     /// The SIP stack, to place agent legs (set once it has started).
     pub sip: std::sync::OnceLock<Arc<SipStack>>,
+    /// External lines taken by callers now.
+    lines_in_use: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -129,6 +131,7 @@ impl CallContext {
             shutdown,
             tracker: tokio_util::task::TaskTracker::new(),
             sip: std::sync::OnceLock::new(),
+            lines_in_use: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         })
     }
@@ -152,12 +155,36 @@ impl CallHandler for Calls {
     ) {
         let ctx = Arc::clone(&self.0);
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        // A caller takes one of the trunk's lines; agents' own calls do not.
+        // When only reserved lines are left, the call is refused 486.
+        let line = if call.agent.is_none() {
+            let usable = u64::from(ctx.config.acd.lines.saturating_sub(ctx.config.acd.reserve));
+            if ctx.lines_in_use.fetch_add(1, Ordering::SeqCst) >= usable {
+                ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+                tracing::info!(call_id = %call.call_id, "no free line: 486");
+                leg.reject(486);
+                ctx.metrics.call_ended(CallOutcome::Blocked);
+                return;
+            }
+            ctx.metrics
+                .lines_in_use
+                .set(ctx.lines_in_use.load(Ordering::SeqCst) as i64);
+            true
+        } else {
+            false
+        };
         let span = tracing::info_span!("call", call_id = %call.call_id, id);
         let tracker = ctx.tracker.clone();
         tracker.spawn(
             async move {
                 ctx.metrics.calls_active.inc();
                 let outcome = run_call(&ctx, id, call, leg, events).await;
+                if line {
+                    ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+                    ctx.metrics
+                        .lines_in_use
+                        .set(ctx.lines_in_use.load(Ordering::SeqCst) as i64);
+                }
                 ctx.metrics.calls_active.dec();
                 ctx.metrics.call_ended(outcome);
                 tracing::info!(outcome = outcome.as_str(), "call ended");

@@ -30,13 +30,16 @@ pub enum CallOutcome {
     Shutdown,
     /// The agent hung up a bridged call.
     AgentHangup,
+    /// Refused 486: only reserved lines were free.
+    Blocked,
     /// Anything else that went wrong on our side.
     Failed,
 }
 
 impl CallOutcome {
-    pub const ALL: [CallOutcome; 10] = [
+    pub const ALL: [CallOutcome; 11] = [
         CallOutcome::AgentHangup,
+        CallOutcome::Blocked,
         CallOutcome::CallerHangup,
         CallOutcome::IvrHangup,
         CallOutcome::Cancelled,
@@ -59,6 +62,7 @@ impl CallOutcome {
             CallOutcome::Timeout => "timeout",
             CallOutcome::Shutdown => "shutdown",
             CallOutcome::AgentHangup => "agent_hangup",
+            CallOutcome::Blocked => "blocked",
             CallOutcome::Failed => "failed",
         }
     }
@@ -85,6 +89,7 @@ pub struct Metrics {
     pub rtp_peers_latched: IntCounter,
     pub rtp_packets_relayed: IntCounterVec,
     pub rtp_ports_in_use: IntGauge,
+    pub lines_in_use: IntGauge,
     pub sip_auth_failures: IntCounterVec,
     pub agents_registered: IntGauge,
     pub agents: IntGaugeVec,
@@ -202,6 +207,11 @@ impl Metrics {
         for d in ["caller_to_agent", "agent_to_caller"] {
             rtp_packets_relayed.with_label_values(&[d]);
         }
+        let lines_in_use = gauge(
+            &registry,
+            "centralita_lines_in_use",
+            "External lines (trunk) taken by callers",
+        );
         let rtp_ports_in_use = gauge(
             &registry,
             "centralita_rtp_ports_in_use",
@@ -254,6 +264,7 @@ impl Metrics {
         Metrics {
             registry,
             queue_waiting,
+            lines_in_use,
             queue_longest_wait,
             queue_calls,
             agents,

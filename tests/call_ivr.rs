@@ -685,3 +685,34 @@ async fn a_queued_caller_hears_its_position_and_wait_and_abandons_at_once() {
     .await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_only_reserved_lines_are_free_a_new_call_gets_486() {
+    let server = start_server_tuned(
+        |c| {
+            c.acd.lines = 3;
+            c.acd.reserve = 2;
+        },
+        ServerOptions::default(),
+    )
+    .await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut first, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200), "one usable line");
+    let (_, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(486), "the other two lines are reserved");
+    assert_eq!(
+        scrape(&server, "centralita_calls_total{outcome=\"blocked\"}").await,
+        1.0
+    );
+    assert_eq!(scrape(&server, "centralita_lines_in_use").await, 1.0);
+    assert_eq!(first.bye().await, Some(200));
+    wait_until(WAIT, "line freed", || {
+        metric(&server.metrics.render(), "centralita_lines_in_use") == 0.0
+    })
+    .await;
+    let (mut again, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200), "the freed line is used again");
+    assert_eq!(again.bye().await, Some(200));
+    server.shutdown().await;
+}

@@ -94,7 +94,12 @@ async fn sipp_200_calls_at_20_per_second_all_hear_their_prompt() {
     if !sipp_available() {
         return;
     }
-    let server = start_server().await;
+    // About 40 calls at once: more than the shipped 30-line trunk.
+    let server = start_server_tuned(
+        |c| c.acd.lines = 1000,
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
     let (ok, out) = run_sipp(
         server.sip_addr,
         "uac_prompt.xml",
