@@ -248,3 +248,28 @@ async fn ring_timeout_cancels_the_offer_and_pauses_the_agent() {
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hanging_up_ends_the_call_for_the_caller_and_starts_wrap_up() {
+    let server = start_server().await;
+    let (phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
+    wait_status(&server, "ana", "on_call").await;
+    phone.hang_up().await;
+    assert!(caller.expect_bye(Duration::from_secs(5)).await, "the caller gets a BYE");
+    wait_status(&server, "ana", "wrap_up").await;
+    wait_metric(&server, "centralita_calls_total{outcome=\"agent_hangup\"}", 1.0).await;
+    wait_until(WAIT, "no dialog left behind", || server.sip_dialogs() == 0).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_call_whose_audio_stops_is_ended_as_dead() {
+    let server = start_server_tuned(|c| c.rtp_timeout_secs = 5, centralita::server::ServerOptions::default()).await;
+    let (_phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
+    wait_status(&server, "ana", "on_call").await;
+    // Neither side sends any more audio: after 5 s the call is dead.
+    assert!(caller.expect_bye(Duration::from_secs(10)).await, "the caller gets a BYE");
+    wait_status(&server, "ana", "wrap_up").await;
+    wait_metric(&server, "centralita_calls_total{outcome=\"timeout\"}", 1.0).await;
+    server.shutdown().await;
+}

@@ -105,6 +105,23 @@ impl AgentPhone {
         }
     }
 
+    /// BYE the call the controller put through to this phone (the phone's
+    /// side of the last INVITE's dialog).
+    pub async fn hang_up(&self) {
+        let Some(inv) = self.requests("INVITE").pop() else { return };
+        let me = self.sip.local_addr().expect("addr");
+        let contact = inv.header("contact").unwrap_or_default();
+        let target = contact.trim_start_matches('<').split('>').next().unwrap_or_default().to_string();
+        let to = inv.header("to").unwrap_or_default();
+        let from = inv.header("from").unwrap_or_default();
+        let bye = format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            n = rand_u64(),
+            cid = inv.header("call-id").unwrap_or_default(),
+        );
+        let _ = self.sip.send_to(bye.as_bytes(), self.server).await;
+    }
+
     pub fn set_answer(&self, a: Answer) {
         if let Ok(mut l) = self.log.lock() {
             l.answer = a;
