@@ -4,7 +4,7 @@
 //! ACD exists, "queue" plays the menu's prompt then holds the caller on
 //! music, and "request callback" plays the confirmation and ends the call.
 
-use crate::acd::OfferFailReason;
+use crate::acd::{OfferFailReason, TransferTarget};
 use crate::config::{FeatureCodes, RuntimeConfig};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
 use crate::media::clock::MediaClock;
@@ -51,6 +51,7 @@ fallback = { action = "hangup", reason = "feature" }
 
 /// The prompts a queued caller hears besides the IVR's own.
 pub const QUEUE_PROMPTS: &[&str] = &[
+    "transferring",
     "queue_wait",
     "position_is",
     "estimated_wait",
@@ -423,6 +424,35 @@ async fn run_call(
                                 tracing::info!(agent = %o.agent, status, "offer failed");
                                 ctx.switchboard.offer_failed(id, &o.agent, reason);
                                 offer = None;
+                            }
+                        }
+                    }
+                    AgentLegEvent::Refer { target, reply } => {
+                        let to = if ctx.config.queues.contains_key(&target) {
+                            Some(TransferTarget::Queue(target.clone()))
+                        } else {
+                            ctx.config.agent_by_sip_user(&target).map(|(a, _)| TransferTarget::Agent(a.to_string()))
+                        };
+                        match (to, bridge.take(), media.as_ref()) {
+                            (Some(to), Some(b), Some(m)) => {
+                                tracing::info!(%target, "the agent transfers the caller");
+                                reply.accept().await;
+                                let leg = b.leg.clone();
+                                tokio::spawn(async move { leg.finish_transfer().await });
+                                drop(b);
+                                if let Err(e) = m.unbridge() {
+                                    tracing::warn!(error = %e, "cannot play to the caller again");
+                                }
+                                let lang = ivr.language().to_string();
+                                player.token += 1;
+                                player.announced = false;
+                                m.play(ctx.prompt(&lang, "transferring").into_iter().collect(), player.token);
+                                m.set_background(ctx.hold_music.clone());
+                                ctx.switchboard.transfer(id, to);
+                            }
+                            (_, b, _) => {
+                                bridge = b;
+                                reply.reject(404).await;
                             }
                         }
                     }

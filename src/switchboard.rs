@@ -5,6 +5,7 @@
 //! agents-by-state gauge, and answers agents' feature codes with the state
 //! they end in.
 
+use crate::acd::TransferTarget;
 use crate::acd::{
     Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId, Fallback,
     OfferFailReason, Outcome, QueueConfig, Strategy, Widen, WideningStep,
@@ -122,6 +123,10 @@ enum Request {
     AgentAnswered {
         call: u64,
         agent: String,
+    },
+    Transfer {
+        call: u64,
+        to: TransferTarget,
     },
     OfferFailed {
         call: u64,
@@ -297,6 +302,11 @@ impl Switchboard {
         });
     }
 
+    /// The agent transferred the call (REFER): re-queue it.
+    pub fn transfer(&self, call: u64, to: TransferTarget) {
+        let _ = self.tx.send(Request::Transfer { call, to });
+    }
+
     /// The offer to the agent failed (busy, declined, unreachable, no answer).
     pub fn offer_failed(&self, call: u64, agent: &str, reason: OfferFailReason) {
         let _ = self.tx.send(Request::OfferFailed {
@@ -379,6 +389,9 @@ async fn run(
                 }
                 Some(Request::AgentAnswered { call, agent }) => {
                     acd.handle_event(Instant::now(), AcdEvent::AgentAnswered { call: CallId(call), agent });
+                }
+                Some(Request::Transfer { call, to }) => {
+                    acd.handle_event(Instant::now(), AcdEvent::Transfer { call: CallId(call), to });
                 }
                 Some(Request::OfferFailed { call, agent, reason }) => {
                     acd.handle_event(Instant::now(), AcdEvent::OfferFailed { call: CallId(call), agent, reason });

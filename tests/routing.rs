@@ -255,21 +255,74 @@ async fn the_agent_hanging_up_ends_the_call_for_the_caller_and_starts_wrap_up() 
     let (phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
     wait_status(&server, "ana", "on_call").await;
     phone.hang_up().await;
-    assert!(caller.expect_bye(Duration::from_secs(5)).await, "the caller gets a BYE");
+    assert!(
+        caller.expect_bye(Duration::from_secs(5)).await,
+        "the caller gets a BYE"
+    );
     wait_status(&server, "ana", "wrap_up").await;
-    wait_metric(&server, "centralita_calls_total{outcome=\"agent_hangup\"}", 1.0).await;
+    wait_metric(
+        &server,
+        "centralita_calls_total{outcome=\"agent_hangup\"}",
+        1.0,
+    )
+    .await;
     wait_until(WAIT, "no dialog left behind", || server.sip_dialogs() == 0).await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridged_call_whose_audio_stops_is_ended_as_dead() {
-    let server = start_server_tuned(|c| c.rtp_timeout_secs = 5, centralita::server::ServerOptions::default()).await;
+    let server = start_server_tuned(
+        |c| c.rtp_timeout_secs = 5,
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
     let (_phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
     wait_status(&server, "ana", "on_call").await;
     // Neither side sends any more audio: after 5 s the call is dead.
-    assert!(caller.expect_bye(Duration::from_secs(10)).await, "the caller gets a BYE");
+    assert!(
+        caller.expect_bye(Duration::from_secs(10)).await,
+        "the caller gets a BYE"
+    );
     wait_status(&server, "ana", "wrap_up").await;
     wait_metric(&server, "centralita_calls_total{outcome=\"timeout\"}", 1.0).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_the_caller_to_another_queue_by_refer() {
+    let server = start_server().await;
+    let (phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
+    wait_status(&server, "ana", "on_call").await;
+    let m = caller.packets().len();
+    phone.refer("hardware").await;
+    // 202, a NOTIFY with the outcome, then our BYE to the agent's phone.
+    wait_until(WAIT, "NOTIFY to the transferring phone", || {
+        !phone.requests("NOTIFY").is_empty()
+    })
+    .await;
+    let notify = phone.requests("NOTIFY").remove(0);
+    assert!(
+        String::from_utf8_lossy(&notify.body).contains("200"),
+        "sipfrag says 200"
+    );
+    wait_until(WAIT, "BYE to the agent", || {
+        !phone.requests("BYE").is_empty()
+    })
+    .await;
+    wait_status(&server, "ana", "wrap_up").await;
+    // The caller is in the hardware queue, hearing "transferring", never silence.
+    wait_metric(&server, "centralita_queue_waiting{queue=\"hardware\"}", 1.0).await;
+    let transferring = prompt_samples("es", "transferring");
+    let frames = transferring.len() / 160 + 40;
+    caller
+        .wait_packets(m + frames, Duration::from_secs(20))
+        .await;
+    let corr = best_correlation(
+        &decode(&caller.packets()[m..], caller.pt),
+        &transferring,
+        40,
+    );
+    assert!(corr >= 0.9, "transferring prompt correlation {corr:.3}");
     server.shutdown().await;
 }

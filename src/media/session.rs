@@ -51,6 +51,7 @@ pub struct MediaSession {
     forward: Arc<Mutex<Option<Forward>>>,
     /// A handle on this leg's socket, for the other leg to send from.
     socket: Arc<std::net::UdpSocket>,
+    events: UnboundedSender<MediaEvent>,
     receiver: tokio::task::JoinHandle<()>,
     _port: RtpPort,
     pub local_port: u16,
@@ -91,7 +92,7 @@ impl MediaSession {
             inband: setup.inband_dtmf.then(InbandDetector::default),
             rfc4733: Rfc4733Receiver::new(),
             timeout: setup.rtp_timeout,
-            events: setup.events,
+            events: setup.events.clone(),
             metrics: metrics.clone(),
         };
         let receiver = tokio::spawn(rx.run());
@@ -102,6 +103,7 @@ impl MediaSession {
             effective_peer,
             forward,
             socket,
+            events: setup.events.clone(),
             receiver,
             local_port: setup.port.port,
             codec: setup.codec,
@@ -155,6 +157,27 @@ impl MediaSession {
         }
         a.clock.send(ClockCommand::Remove { id: a.id });
         b.clock.send(ClockCommand::Remove { id: b.id });
+    }
+
+    /// Leave a bridge: stop relaying what this leg receives and let the
+    /// clock play to it again (prompts, hold music).
+    pub fn unbridge(&self) -> std::io::Result<()> {
+        if let Ok(mut f) = self.forward.lock() {
+            *f = None;
+        }
+        let peer = self
+            .effective_peer
+            .lock()
+            .map(|p| *p)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
+            id: self.id,
+            socket: self.socket.try_clone()?,
+            peer,
+            codec: self.codec,
+            events: self.events.clone(),
+        })));
+        Ok(())
     }
 
     pub fn set_peer(&self, peer: SocketAddr) {

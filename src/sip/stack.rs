@@ -143,8 +143,25 @@ pub enum AgentLegEvent {
     Answered { sdp: Vec<u8> },
     /// A final error (486 busy, 603 declined, 408…); 0 if no response came.
     Failed { status: u16 },
+    /// The agent's phone asks to transfer the caller (REFER): the user part
+    /// of its Refer-To (a queue's name or an agent's SIP user).
+    Refer { target: String, reply: ReferReply },
     /// The established leg ended (BYE from the agent, or ours).
     Ended(LegEnd),
+}
+
+/// Answers a REFER.
+#[derive(Debug)]
+pub struct ReferReply(TransactionHandle);
+
+impl ReferReply {
+    pub async fn accept(self) {
+        let _ = self.0.reply(StatusCode::Accepted).await;
+    }
+
+    pub async fn reject(self, status: u16) {
+        let _ = self.0.reply(StatusCode::from(status)).await;
+    }
 }
 
 /// Where to reach an agent's phone: its registered Contact, sent to the
@@ -163,6 +180,34 @@ pub struct AgentLeg {
 }
 
 impl AgentLeg {
+    /// Tell the transferring phone the transfer is done (NOTIFY, sipfrag
+    /// 200) and end the leg. rsipstack puts the dialog back to Confirmed
+    /// only once the REFER's 202 is out, so the BYE waits for that (bounded).
+    pub async fn finish_transfer(&self) {
+        for _ in 0..100 {
+            if matches!(self.dialog.state(), DialogState::Confirmed(..)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = self
+            .dialog
+            .notify_refer(StatusCode::OK, "terminated;reason=noresource")
+            .await
+        {
+            tracing::debug!(error = %e, "NOTIFY after transfer");
+        }
+        for _ in 0..100 {
+            if matches!(self.dialog.state(), DialogState::Confirmed(..)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = self.dialog.bye().await {
+            tracing::debug!(error = %e, "BYE after transfer");
+        }
+    }
+
     /// CANCEL while ringing, BYE once answered.
     pub async fn hangup(&self) {
         let _ = self.dialog.hangup().await;
@@ -635,8 +680,20 @@ async fn watch_agent_leg(
                 Some(DialogState::Info(_, _, handle)) | Some(DialogState::Options(_, _, handle)) => {
                     let _ = handle.reply(StatusCode::OK).await;
                 }
+                Some(DialogState::Refer(_, req, handle)) => {
+                    let refer_to = req.header_value("Refer-To").unwrap_or_default();
+                    let target = refer_to
+                        .trim()
+                        .trim_start_matches('<')
+                        .split(['>', ';', '?'])
+                        .next()
+                        .and_then(|u| u.split_once(':'))
+                        .and_then(|(_, rest)| rest.split('@').next())
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = events.send(AgentLegEvent::Refer { target, reply: ReferReply(handle) });
+                }
                 Some(DialogState::Updated(_, _, handle))
-                | Some(DialogState::Refer(_, _, handle))
                 | Some(DialogState::Notify(_, _, handle))
                 | Some(DialogState::Message(_, _, handle))
                 | Some(DialogState::Publish(_, _, handle)) => {

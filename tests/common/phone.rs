@@ -23,6 +23,7 @@ pub enum Answer {
 #[derive(Default)]
 pub struct PhoneLog {
     pub answer: Answer,
+    cseq: u32,
     pub requests: Vec<Msg>,
     pub rtp: Vec<RtpIn>,
     /// Where the controller sends the bridged call's RTP from.
@@ -108,14 +109,43 @@ impl AgentPhone {
     /// BYE the call the controller put through to this phone (the phone's
     /// side of the last INVITE's dialog).
     pub async fn hang_up(&self) {
-        let Some(inv) = self.requests("INVITE").pop() else { return };
+        self.in_dialog("BYE", "").await;
+    }
+
+    /// REFER the caller to `target` (a queue's name or an agent's user).
+    pub async fn refer(&self, target: &str) {
+        let extra = format!(
+            "Refer-To: <sip:{target}@{}>\r\nReferred-By: <sip:phone@{}>\r\n",
+            self.server.ip(),
+            self.server.ip()
+        );
+        self.in_dialog("REFER", &extra).await;
+    }
+
+    async fn in_dialog(&self, method: &str, extra: &str) {
+        let Some(inv) = self.requests("INVITE").pop() else {
+            return;
+        };
         let me = self.sip.local_addr().expect("addr");
         let contact = inv.header("contact").unwrap_or_default();
-        let target = contact.trim_start_matches('<').split('>').next().unwrap_or_default().to_string();
+        let target = contact
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let to = inv.header("to").unwrap_or_default();
         let from = inv.header("from").unwrap_or_default();
+        let seq = self
+            .log
+            .lock()
+            .map(|mut l| {
+                l.cseq += 1;
+                l.cseq
+            })
+            .unwrap_or(1);
         let bye = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {seq} {method}\r\nContact: <sip:phone@{me}>\r\n{extra}Content-Length: 0\r\n\r\n",
             n = rand_u64(),
             cid = inv.header("call-id").unwrap_or_default(),
         );
@@ -233,7 +263,7 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
                     &sdp,
                 ))
             }
-            Some("BYE") | Some("CANCEL") | Some("OPTIONS") | Some("INFO") => {
+            Some("BYE") | Some("CANCEL") | Some("OPTIONS") | Some("INFO") | Some("NOTIFY") => {
                 Some(response(&m, "200 OK", "", ""))
             }
             _ => None,
