@@ -100,6 +100,10 @@ pub struct CallContext {
     pub tracker: tokio_util::task::TaskTracker,
     /// The SIP stack, to place agent legs (set once it has started).
     pub sip: std::sync::OnceLock<Arc<SipStack>>,
+    /// Calls in progress, for the HTTP API.
+    pub live: Arc<crate::live::LiveCalls>,
+    /// The HTTP listener's address (for Call-Info links), once bound.
+    pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// External lines taken by callers now.
     lines_in_use: AtomicU64,
     next_id: AtomicU64,
@@ -133,6 +137,8 @@ impl CallContext {
             tracker: tokio_util::task::TaskTracker::new(),
             sip: std::sync::OnceLock::new(),
             lines_in_use: AtomicU64::new(0),
+            live: Arc::new(crate::live::LiveCalls::default()),
+            http_addr: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
         })
     }
@@ -208,7 +214,7 @@ async fn run_call(
     id: u64,
     call: IncomingCall,
     leg: CallLeg,
-    mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    leg_events: mpsc::UnboundedReceiver<LegEvent>,
 ) -> CallOutcome {
     tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
     // An agent's feature code runs a built-in menu that says the new state;
@@ -236,6 +242,33 @@ async fn run_call(
             }
         },
     };
+    ctx.live.upsert(crate::live::LiveCall {
+        id,
+        ticket: format!("call-{id}"),
+        dialed: call.dialed.clone(),
+        caller: call.from_uri.clone(),
+        language: ctx.config.default_language.clone(),
+        state: "ivr".into(),
+        queue: None,
+        priority: None,
+        agent: None,
+        fields: Default::default(),
+    });
+    let outcome = run_answered(ctx, id, &call, leg, leg_events, script, entry).await;
+    ctx.live.remove(id);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_answered(
+    ctx: &CallContext,
+    id: u64,
+    call: &IncomingCall,
+    leg: CallLeg,
+    mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    script: Arc<IvrScript>,
+    entry: String,
+) -> CallOutcome {
     let port = match ctx.ports.allocate() {
         Ok(p) => p,
         Err(e) => {
@@ -361,7 +394,7 @@ async fn run_call(
                     }
                 }
                 Some(LegEvent::Reoffer { sdp, reply }) => {
-                    let answer = reoffer(media.as_ref(), &call, sdp.as_deref(), session_id, &mut sdp_version);
+                    let answer = reoffer(media.as_ref(), call, sdp.as_deref(), session_id, &mut sdp_version);
                     match answer {
                         Ok(sdp) => reply.accept(sdp).await,
                         Err(status) => reply.reject(status).await,
@@ -408,6 +441,10 @@ async fn run_call(
                         match connect_agent(ctx, id, o, i, &answer, media.as_ref(), &media_tx).await {
                             Some(b) => {
                                 ctx.switchboard.agent_answered(id, &agent);
+                                ctx.live.update(id, |c| {
+                                    c.state = "on_call".into();
+                                    c.agent = Some(agent.clone());
+                                });
                                 bridge = Some(b);
                             }
                             None => ctx.switchboard.offer_failed(id, &agent, OfferFailReason::Rejected),
@@ -556,7 +593,10 @@ fn start_offer(
             "Call-Info".to_string(),
             format!(
                 "<http://{}/calls/{id}>;purpose=info",
-                ctx.config.http_listen
+                ctx.http_addr
+                    .get()
+                    .copied()
+                    .unwrap_or(ctx.config.http_listen)
             ),
         ),
     ];
@@ -830,6 +870,13 @@ async fn drain_ivr(
                     m.play(list, player.token);
                     m.set_background(ctx.hold_music.clone());
                 }
+                ctx.live.update(player.id, |c| {
+                    c.state = "queued".into();
+                    c.queue = Some(queue.clone());
+                    c.priority = Some(priority);
+                    c.language = ivr.language().to_string();
+                    c.fields = ivr.fields().clone();
+                });
                 if let Some(news) = player.queued.clone() {
                     let ticket = ivr.fields().get("ticket").cloned();
                     ctx.switchboard

@@ -1,7 +1,9 @@
 //! The HTTP listener: `/health` and `/metrics` (Prometheus text). Later
 //! issues add the REST API and the agent desk here.
 
+use crate::live::LiveCalls;
 use crate::metrics::Metrics;
+use axum::extract::Path;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,15 +12,46 @@ use std::sync::Arc;
 struct AppState {
     metrics: Metrics,
     draining: Arc<AtomicBool>,
+    live: Arc<LiveCalls>,
 }
 
 /// Build the router.
-pub fn router(metrics: Metrics, draining: Arc<AtomicBool>) -> Router {
+pub fn router(metrics: Metrics, draining: Arc<AtomicBool>, live: Arc<LiveCalls>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .route("/calls", get(calls))
+        .route("/calls/{id}", get(call))
         .fallback(not_found)
-        .with_state(AppState { metrics, draining })
+        .with_state(AppState {
+            metrics,
+            draining,
+            live,
+        })
+}
+
+/// Calls in progress.
+async fn calls(State(st): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "calls": st.live.all() }))
+}
+
+/// One call in progress: what the agent's phone links to (Call-Info).
+async fn call(State(st): State<AppState>, Path(id): Path<String>) -> axum::response::Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": "a call id is a number" })),
+        )
+            .into_response();
+    };
+    match st.live.get(id) {
+        Some(c) => Json(c).into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("no call {id} in progress") })),
+        )
+            .into_response(),
+    }
 }
 
 async fn health(State(st): State<AppState>) -> impl IntoResponse {

@@ -174,7 +174,12 @@ impl Server {
         let draining = Arc::new(AtomicBool::new(false));
         let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
         let http_addr = listener.local_addr()?;
-        let app = crate::http::router(metrics.clone(), Arc::clone(&draining));
+        let _ = ctx.http_addr.set(http_addr);
+        let app = crate::http::router(
+            metrics.clone(),
+            Arc::clone(&draining),
+            Arc::clone(&ctx.live),
+        );
         let http_cancel = cancel.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -66,12 +66,18 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
         invite.header("x-centralita-ticket").is_some(),
         "the INVITE names the ticket"
     );
-    assert!(
-        invite
-            .header("call-info")
-            .is_some_and(|c| c.contains("http://")),
-        "Call-Info links the call"
-    );
+    let info = invite.header("call-info").unwrap_or_default().to_string();
+    assert!(info.contains("http://"), "Call-Info links the call: {info}");
+    let path = info
+        .split(&server.http_addr.to_string())
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap_or_default()
+        .to_string();
+    let ticket = invite
+        .header("x-centralita-ticket")
+        .unwrap_or_default()
+        .to_string();
     let mut status = None;
     for _ in 0..200 {
         status = server.agent_status("ana").await.map(|s| s.as_str());
@@ -81,6 +87,14 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(status, Some("on_call"));
+    // The link shows the agent the caller's record: ticket, queue, state.
+    let (code, body) = http_get(server.http_addr, &path).await;
+    assert_eq!(code, 200, "{info} -> {path}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(json["ticket"], ticket.as_str());
+    assert_eq!(json["queue"], "software");
+    assert_eq!(json["agent"], "ana");
+    assert_eq!(json["state"], "on_call");
 
     // The caller's audio reaches the agent, and the agent's the caller.
     let caller_tone = tone(440.0, 25);
