@@ -340,3 +340,18 @@ async fn the_agent_transfers_the_caller_to_another_queue_by_refer() {
     assert!(corr >= 0.9, "transferring prompt correlation {corr:.3}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registered_phone_of_the_agent_rings_and_the_first_to_answer_wins() {
+    let server = start_server().await;
+    let desk_phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    desk_phone.set_answer(common::phone::Answer::Never);
+    let (mobile, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
+    wait_status(&server, "ana", "on_call").await;
+    assert_eq!(desk_phone.requests("INVITE").len(), 1, "the desk phone rang too");
+    assert_eq!(mobile.requests("INVITE").len(), 1);
+    wait_until(WAIT, "CANCEL to the phone that did not answer", || !desk_phone.requests("CANCEL").is_empty()).await;
+    assert!(mobile.requests("CANCEL").is_empty(), "the answering phone keeps the call");
+    drop(caller);
+    server.shutdown().await;
+}
