@@ -10,19 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn baresip_available() -> bool {
-    let found = Command::new("baresip")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var("CENTRALITA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
-            panic!("baresip is required (CENTRALITA_REQUIRE_INTEROP=1) but not installed: apt-get install baresip-core");
-        }
-        eprintln!("SKIPPED: baresip not installed (apt-get install baresip-core)");
-    }
-    found
+    peer_available("baresip", "-h", "baresip-core")
 }
 
 /// A headless baresip config directory registering `user` to `server`:
@@ -90,14 +78,7 @@ fn pcap_audio(path: &str) -> Vec<i16> {
 }
 
 fn sipp_found() -> bool {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    if !found {
-        if std::env::var("CENTRALITA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
-            panic!("sipp is required (CENTRALITA_REQUIRE_INTEROP=1) but not installed: apt-get install sip-tester");
-        }
-        eprintln!("SKIPPED: sipp not installed (apt-get install sip-tester)");
-    }
-    found
+    peer_available("sipp", "-v", "sip-tester")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,14 +15,7 @@ fn last_lines(out: &str, n: usize) -> String {
 }
 
 fn sipp_available() -> bool {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    if !found {
-        if std::env::var("CENTRALITA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
-            panic!("sipp is required (CENTRALITA_REQUIRE_INTEROP=1) but not installed: apt-get install sip-tester");
-        }
-        eprintln!("SKIPPED: sipp not installed (apt-get install sip-tester)");
-    }
-    found
+    peer_available("sipp", "-v", "sip-tester")
 }
 
 /// A free UDP port on loopback (for SIPp's own signalling and media ports).

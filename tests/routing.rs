@@ -28,39 +28,9 @@ fn tone(freq: f64, frames: usize) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
     let server = start_server().await;
-    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
-    // Ana is ready (*11 from another device of hers).
-    let desk = Arc::new(SipClient::new(server.sip_addr).await);
-    let (ready, resp) =
-        Call::place_as_agent(Arc::clone(&desk), "*11", "ana", "ana-demo-1234").await;
-    assert_eq!(resp.status(), Some(200));
-    assert!(ready.expect_bye(Duration::from_secs(10)).await);
-    assert_eq!(
-        server.agent_status("ana").await.map(|s| s.as_str()),
-        Some("available")
-    );
-
-    // A caller: Spanish, then software.
-    let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (mut caller, resp) = Call::place(client, "soporte", "0 101").await;
-    assert_eq!(resp.status(), Some(200));
-    caller.wait_packets(5, WAIT).await;
-    caller.send_rfc4733('1').await;
-    wait_metric(
-        &server,
-        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
-        1.0,
-    )
-    .await;
-    caller.send_rfc4733('1').await;
-
+    // Ana is registered and ready; a caller chooses Spanish, then software;
     // Ana's phone rings with the ticket, answers, and she is on the call.
-    wait_until(
-        Duration::from_secs(10),
-        "INVITE to the agent's phone",
-        || !phone.requests("INVITE").is_empty(),
-    )
-    .await;
+    let (phone, mut caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
     let invite = phone.requests("INVITE").remove(0);
     assert!(
         invite.header("x-centralita-ticket").is_some(),
@@ -348,10 +318,20 @@ async fn every_registered_phone_of_the_agent_rings_and_the_first_to_answer_wins(
     desk_phone.set_answer(common::phone::Answer::Never);
     let (mobile, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
     wait_status(&server, "ana", "on_call").await;
-    assert_eq!(desk_phone.requests("INVITE").len(), 1, "the desk phone rang too");
+    assert_eq!(
+        desk_phone.requests("INVITE").len(),
+        1,
+        "the desk phone rang too"
+    );
     assert_eq!(mobile.requests("INVITE").len(), 1);
-    wait_until(WAIT, "CANCEL to the phone that did not answer", || !desk_phone.requests("CANCEL").is_empty()).await;
-    assert!(mobile.requests("CANCEL").is_empty(), "the answering phone keeps the call");
+    wait_until(WAIT, "CANCEL to the phone that did not answer", || {
+        !desk_phone.requests("CANCEL").is_empty()
+    })
+    .await;
+    assert!(
+        mobile.requests("CANCEL").is_empty(),
+        "the answering phone keeps the call"
+    );
     drop(caller);
     server.shutdown().await;
 }

@@ -46,6 +46,25 @@ pub async fn start_server_tuned(
     Server::start(loaded, opts).await.expect("server starts")
 }
 
+/// Whether an interop peer is installed (`command` runs with `arg`). When it
+/// is not, the test is skipped with a printed reason, or fails under
+/// CENTRALITA_REQUIRE_INTEROP=1 (as CI sets).
+pub fn peer_available(command: &str, arg: &str, package: &str) -> bool {
+    let found = std::process::Command::new(command)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var("CENTRALITA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+            panic!("{command} is required (CENTRALITA_REQUIRE_INTEROP=1) but not installed: apt-get install {package}");
+        }
+        eprintln!("SKIPPED: {command} not installed (apt-get install {package})");
+    }
+    found
+}
+
 /// GET a path from the server's HTTP listener (HTTP/1.0, no client crate).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
