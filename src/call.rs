@@ -18,7 +18,7 @@ use crate::sip::{
     AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, LegEnd, LegEvent,
     SipStack,
 };
-use crate::switchboard::{Feature, QueueNews, Switchboard};
+use crate::switchboard::{CallbackJob, Feature, QueueNews, Switchboard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -334,6 +334,7 @@ async fn run_answered(
     let mut offer: Option<Offer> = None;
     let mut bridge: Option<Bridge> = None;
     let mut player = Player {
+        caller: call.clone(),
         token: 0,
         hangup_when_done: false,
         announced: false,
@@ -806,6 +807,7 @@ fn start_media(
 /// The call's playback: the token of the current playlist, and whether to
 /// hang up when it finishes; `queued` once the call is in an ACD queue.
 struct Player {
+    caller: IncomingCall,
     token: u64,
     hangup_when_done: bool,
     announced: bool,
@@ -892,6 +894,14 @@ async fn drain_ivr(
                     .ivr_callback_requests
                     .with_label_values(&[&queue])
                     .inc();
+                let target = AgentTarget {
+                    contact: callback_contact(&player.caller),
+                    source: player.caller.source,
+                    over_tcp: false,
+                };
+                let ticket = ivr.fields().get("ticket").cloned();
+                ctx.switchboard
+                    .request_callback(player.id, &queue, 5, ticket, target);
             }
             IvrAction::Hangup { reason } => {
                 tracing::debug!(%reason, "IVR hangs up");
@@ -901,4 +911,223 @@ async fn drain_ivr(
         }
     }
     None
+}
+
+/// Where to call a caller back: its From user at the address its INVITE came
+/// from (never a host name from the message).
+fn callback_contact(call: &IncomingCall) -> String {
+    let user = call
+        .from_uri
+        .split_once("sip:")
+        .map(|(_, r)| r)
+        .and_then(|r| r.split(['@', '>', ';']).next())
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c))
+        })
+        .unwrap_or("caller");
+    format!("sip:{user}@{}", call.source)
+}
+
+/// Ring every target with the same offer; their events come on one channel,
+/// tagged with the target's index.
+fn ring(
+    sip: &SipStack,
+    targets: &[AgentTarget],
+    offer: &str,
+    headers: &[(String, String)],
+    local_ip: std::net::IpAddr,
+) -> (
+    Vec<AgentLeg>,
+    mpsc::UnboundedReceiver<(usize, AgentLegEvent)>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut legs = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        match sip.invite_agent(t, offer.to_string(), headers.to_vec(), local_ip) {
+            Ok((leg, mut events)) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(ev) = events.recv().await {
+                        if tx.send((i, ev)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                legs.push(leg);
+            }
+            Err(e) => tracing::info!(contact = %t.contact, error = %e, "cannot ring"),
+        }
+    }
+    (legs, rx)
+}
+
+async fn hang_up_all(legs: &[AgentLeg]) {
+    for l in legs {
+        l.hangup().await;
+    }
+}
+
+/// Callbacks whose turn has come, from the switchboard: one task each.
+pub async fn run_callbacks(ctx: Arc<CallContext>, mut jobs: mpsc::UnboundedReceiver<CallbackJob>) {
+    while let Some(job) = jobs.recv().await {
+        let task_ctx = Arc::clone(&ctx);
+        ctx.tracker.spawn(async move {
+            let call = job.call;
+            tracing::info!(call, agent = %job.agent, "calling back: the agent first");
+            run_callback(&task_ctx, job).await;
+            tracing::info!(call, "callback over");
+        });
+    }
+}
+
+/// Wait for one answer among `legs`; `None` if all failed or the job was
+/// withdrawn (the legs are then hung up).
+async fn first_answer(
+    ctx: &CallContext,
+    legs: &[AgentLeg],
+    events: &mut mpsc::UnboundedReceiver<(usize, AgentLegEvent)>,
+    cancel: &mut mpsc::UnboundedReceiver<()>,
+) -> Option<(usize, Vec<u8>)> {
+    let mut failed = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.recv() => break,
+            _ = ctx.shutdown.cancelled() => break,
+            ev = events.recv() => match ev {
+                Some((i, AgentLegEvent::Answered { sdp })) => {
+                    for (j, l) in legs.iter().enumerate() {
+                        if j != i {
+                            l.hangup().await;
+                        }
+                    }
+                    return Some((i, sdp));
+                }
+                Some((_, AgentLegEvent::Failed { .. })) => {
+                    failed += 1;
+                    if failed >= legs.len() {
+                        return None;
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    hang_up_all(legs).await;
+    None
+}
+
+/// Call the agent, then the customer, and bridge them (callback in queue).
+async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
+    let id = job.call;
+    let (Some(sip), Some(first)) = (ctx.sip.get().cloned(), job.agent_targets.first().cloned())
+    else {
+        ctx.switchboard
+            .offer_failed(id, &job.agent, OfferFailReason::Unreachable);
+        return;
+    };
+    let (Ok(agent_port), Ok(customer_port)) = (ctx.ports.allocate(), ctx.ports.allocate()) else {
+        ctx.switchboard
+            .offer_failed(id, &job.agent, OfferFailReason::Unreachable);
+        return;
+    };
+    let ticket = job.ticket.clone().unwrap_or_else(|| format!("call-{id}"));
+    let headers = vec![
+        ("X-Centralita-Ticket".to_string(), ticket),
+        ("X-Centralita-Callback".to_string(), "yes".to_string()),
+    ];
+    // 1. The agent.
+    let local_ip = sip.local_ip_towards(first.source.ip());
+    let offer = sdp::build_offer(local_ip, agent_port.port, id ^ 0x6362_6167);
+    let (legs, mut events) = ring(&sip, &job.agent_targets, &offer, &headers, local_ip);
+    let answered = first_answer(ctx, &legs, &mut events, &mut job.cancel).await;
+    let (Some((i, answer)), false) = (answered, legs.is_empty()) else {
+        ctx.switchboard
+            .offer_failed(id, &job.agent, OfferFailReason::NoAnswer);
+        return;
+    };
+    let Some(agent_leg) = legs.get(i).cloned() else {
+        return;
+    };
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let agent_media = sdp::parse_answer(&answer).ok().and_then(|n| {
+        let setup = SessionSetup {
+            id: id | (1 << 62),
+            port: agent_port,
+            peer: n.remote_rtp,
+            signalling_ip: first.source.ip(),
+            codec: n.codec,
+            dtmf_pt: n.dtmf_pt,
+            inband_dtmf: false,
+            rtp_timeout: Duration::from_secs(u64::from(ctx.config.rtp_timeout_secs)),
+            events: media_tx.clone(),
+        };
+        MediaSession::start(setup, &ctx.clock, &ctx.metrics)
+            .ok()
+            .map(|m| (m, n))
+    });
+    let Some((agent_media, agent_sdp)) = agent_media else {
+        agent_leg.hangup().await;
+        ctx.switchboard
+            .offer_failed(id, &job.agent, OfferFailReason::Rejected);
+        return;
+    };
+    ctx.switchboard.agent_answered(id, &job.agent);
+    agent_media.set_background(ctx.hold_music.clone());
+    // 2. The customer, at the address its call came from, in the agent's codec.
+    let customer_ip = sip.local_ip_towards(job.customer.source.ip());
+    let mut ours = agent_sdp.clone();
+    ours.media_lines.clear();
+    ours.direction = sdp::Direction::SendRecv;
+    let offer = sdp::build_answer(customer_ip, customer_port.port, &ours, id ^ 0x6362_6375);
+    ctx.lines_in_use.fetch_add(1, Ordering::SeqCst);
+    let (customer_legs, mut customer_events) =
+        ring(&sip, &[job.customer.clone()], &offer, &headers, customer_ip);
+    let answered = first_answer(ctx, &customer_legs, &mut customer_events, &mut job.cancel).await;
+    let customer = answered.and_then(|(_, answer)| {
+        let n = sdp::parse_answer(&answer).ok()?;
+        let setup = SessionSetup {
+            id: id | (1 << 61),
+            port: customer_port,
+            peer: n.remote_rtp,
+            signalling_ip: job.customer.source.ip(),
+            codec: n.codec,
+            dtmf_pt: n.dtmf_pt,
+            inband_dtmf: false,
+            rtp_timeout: Duration::from_secs(u64::from(ctx.config.rtp_timeout_secs)),
+            events: media_tx.clone(),
+        };
+        MediaSession::start(setup, &ctx.clock, &ctx.metrics).ok()
+    });
+    let (Some(customer_media), Some(customer_leg)) = (customer, customer_legs.first().cloned())
+    else {
+        hang_up_all(&customer_legs).await;
+        agent_leg.hangup().await;
+        ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+        ctx.switchboard.callback_result(id, false);
+        return;
+    };
+    MediaSession::bridge(
+        &customer_media,
+        &agent_media,
+        "caller_to_agent",
+        "agent_to_caller",
+    );
+    ctx.switchboard.callback_result(id, true);
+    tracing::info!(call = id, agent = %job.agent, "callback connected");
+    // 3. Talking, until either side hangs up (or the audio stops).
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            ev = events.recv() => if matches!(ev, Some((_, AgentLegEvent::Ended(_))) | None) { break },
+            ev = customer_events.recv() => if matches!(ev, Some((_, AgentLegEvent::Ended(_))) | None) { break },
+            ev = media_rx.recv() => if matches!(ev, Some(MediaEvent::RtpTimeout) | None) { break },
+        }
+    }
+    agent_leg.hangup().await;
+    customer_leg.hangup().await;
+    ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+    ctx.switchboard.caller_gone(id);
 }

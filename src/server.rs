@@ -129,9 +129,11 @@ impl Server {
             metrics.rtp_ports_in_use.clone(),
         );
         let (accounts, presence) = Accounts::new(&config, metrics.clone());
+        let (callbacks_tx, callbacks_rx) = tokio::sync::mpsc::unbounded_channel();
         let switchboard = Switchboard::start(
             acd_config(&config),
             Arc::clone(&accounts),
+            callbacks_tx,
             metrics.clone(),
             presence,
             cancel.clone(),
@@ -159,6 +161,7 @@ impl Server {
             retry_after_secs: config.retry_after_secs,
             t1: opts.sip_t1,
         };
+        tokio::spawn(crate::call::run_callbacks(Arc::clone(&ctx), callbacks_rx));
         let handler = Arc::new(Calls(Arc::clone(&ctx)));
         let stack = SipStack::start(
             config.sip_listen,

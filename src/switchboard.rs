@@ -109,7 +109,37 @@ impl Outcome {
     }
 }
 
+/// Where a callback reaches the customer: the address its INVITE came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackTarget {
+    pub target: AgentTarget,
+    pub queue: String,
+}
+
+/// A callback whose turn has come: ring the agent, then the customer.
+#[derive(Debug)]
+pub struct CallbackJob {
+    pub call: u64,
+    pub agent: String,
+    pub agent_targets: Vec<AgentTarget>,
+    pub customer: AgentTarget,
+    pub ticket: Option<String>,
+    /// Fires when the ACD withdraws the job (a ring timeout).
+    pub cancel: mpsc::UnboundedReceiver<()>,
+}
+
 enum Request {
+    Callback {
+        call: u64,
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+        target: AgentTarget,
+    },
+    CallbackResult {
+        call: u64,
+        connected: bool,
+    },
     Enqueue {
         call: u64,
         queue: String,
@@ -238,9 +268,11 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
 
 impl Switchboard {
     /// Start the task. `presence` carries the registrar's reachability news.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         config: AcdConfig,
         accounts: Arc<Accounts>,
+        callbacks: mpsc::UnboundedSender<CallbackJob>,
         metrics: Metrics,
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
@@ -254,6 +286,7 @@ impl Switchboard {
             agent_ids,
             queue_names,
             accounts,
+            callbacks,
             rx,
             presence,
             metrics,
@@ -302,6 +335,29 @@ impl Switchboard {
         });
     }
 
+    /// Keep this caller's place in `queue` and call it back at `target`.
+    pub fn request_callback(
+        &self,
+        call: u64,
+        queue: &str,
+        priority: u8,
+        ticket: Option<String>,
+        target: AgentTarget,
+    ) {
+        let _ = self.tx.send(Request::Callback {
+            call,
+            queue: queue.to_string(),
+            priority,
+            ticket,
+            target,
+        });
+    }
+
+    /// The customer leg of a callback answered (`true`) or failed.
+    pub fn callback_result(&self, call: u64, connected: bool) {
+        let _ = self.tx.send(Request::CallbackResult { call, connected });
+    }
+
     /// The agent transferred the call (REFER): re-queue it.
     pub fn transfer(&self, call: u64, to: TransferTarget) {
         let _ = self.tx.send(Request::Transfer { call, to });
@@ -340,6 +396,7 @@ async fn run(
     agent_ids: Vec<String>,
     queue_names: Vec<String>,
     accounts: Arc<Accounts>,
+    callbacks: mpsc::UnboundedSender<CallbackJob>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     mut presence: mpsc::UnboundedReceiver<Presence>,
     metrics: Metrics,
@@ -348,6 +405,11 @@ async fn run(
     let agents: Vec<String> = agent_ids;
     let queues: Vec<String> = queue_names;
     let mut calls: HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)> = HashMap::new();
+    let mut pending = Callbacks {
+        jobs: callbacks,
+        targets: HashMap::new(),
+        cancels: HashMap::new(),
+    };
     publish(&acd, &agents, &queues, &metrics);
     loop {
         let deadline = acd.poll_timeout();
@@ -375,7 +437,7 @@ async fn run(
                         (Feature::Logout, _) => AgentCommand::Logout,
                     };
                     acd.handle_event(now, AcdEvent::AgentCommand { agent: agent.clone(), cmd });
-                    drain(&mut acd, &mut calls, &accounts, &metrics);
+                    drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
                 }
                 Some(Request::Enqueue { call, queue, priority, ticket, news }) => {
@@ -383,12 +445,31 @@ async fn run(
                     acd.handle_event(Instant::now(), AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
                 }
                 Some(Request::CallerGone { call }) => {
-                    if calls.contains_key(&call) {
-                        acd.handle_event(Instant::now(), AcdEvent::CallerHungUp { call: CallId(call) });
+                    // Queued: abandoned; on a call: ended (wrap-up); waiting
+                    // for a callback: the ACD ignores it (the line was freed
+                    // on purpose).
+                    if calls.contains_key(&call) || pending.targets.contains_key(&call) {
+                        acd.handle_event(Instant::now(), AcdEvent::CallEnded { call: CallId(call) });
                     }
                 }
                 Some(Request::AgentAnswered { call, agent }) => {
                     acd.handle_event(Instant::now(), AcdEvent::AgentAnswered { call: CallId(call), agent });
+                }
+                Some(Request::Callback { call, queue, priority, ticket, target }) => {
+                    let now = Instant::now();
+                    pending.targets.insert(call, CallbackTarget { target, queue: queue.clone() });
+                    if !calls.contains_key(&call) {
+                        acd.handle_event(now, AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
+                    }
+                    acd.handle_event(now, AcdEvent::RequestCallback { call: CallId(call), number: None });
+                }
+                Some(Request::CallbackResult { call, connected }) => {
+                    let ev = if connected {
+                        AcdEvent::CallbackConnected { call: CallId(call) }
+                    } else {
+                        AcdEvent::CallbackFailed { call: CallId(call) }
+                    };
+                    acd.handle_event(Instant::now(), ev);
                 }
                 Some(Request::Transfer { call, to }) => {
                     acd.handle_event(Instant::now(), AcdEvent::Transfer { call: CallId(call), to });
@@ -409,9 +490,29 @@ async fn run(
                 None => {}
             },
         }
-        drain(&mut acd, &mut calls, &accounts, &metrics);
+        drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
         publish(&acd, &agents, &queues, &metrics);
     }
+}
+
+/// Callbacks waiting for their turn: where to reach each customer, and how
+/// to stop a job the ACD withdraws.
+struct Callbacks {
+    jobs: mpsc::UnboundedSender<CallbackJob>,
+    targets: HashMap<u64, CallbackTarget>,
+    cancels: HashMap<u64, mpsc::UnboundedSender<()>>,
+}
+
+fn agent_targets(accounts: &Accounts, agent: &str) -> Vec<AgentTarget> {
+    accounts
+        .bindings(agent, Instant::now())
+        .into_iter()
+        .map(|b| AgentTarget {
+            contact: b.uri,
+            source: b.source,
+            over_tcp: b.transport == crate::sip::registrar::Transport::Tcp,
+        })
+        .collect()
 }
 
 /// Carry out the core's actions: offers and news to the calls, state
@@ -420,6 +521,7 @@ async fn run(
 fn drain(
     acd: &mut Acd,
     calls: &mut HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)>,
+    pending: &mut Callbacks,
     accounts: &Accounts,
     metrics: &Metrics,
 ) {
@@ -457,15 +559,7 @@ fn drain(
                 agent,
                 ticket,
             } => {
-                let targets: Vec<AgentTarget> = accounts
-                    .bindings(&agent, Instant::now())
-                    .into_iter()
-                    .map(|b| AgentTarget {
-                        contact: b.uri,
-                        source: b.source,
-                        over_tcp: b.transport == crate::sip::registrar::Transport::Tcp,
-                    })
-                    .collect();
+                let targets = agent_targets(accounts, &agent);
                 let delivered = !targets.is_empty()
                     && tell(
                         call,
@@ -488,21 +582,56 @@ fn drain(
                 }
             }
             AcdAction::CancelOffer { call, agent } => {
+                if let Some(c) = pending.cancels.remove(&call.0) {
+                    let _ = c.send(());
+                }
                 tell(call, QueueNews::CancelOffer { agent });
             }
-            AcdAction::OfferCallback { call, agent, .. } => {
-                tracing::warn!(%agent, call = call.0, "callbacks are not placed yet");
-                acd.handle_event(
-                    Instant::now(),
-                    AcdEvent::OfferFailed {
-                        call,
-                        agent,
-                        reason: OfferFailReason::Unreachable,
-                    },
-                );
+            AcdAction::OfferCallback {
+                call,
+                agent,
+                ticket,
+                ..
+            } => {
+                let agent_targets = agent_targets(accounts, &agent);
+                let customer = pending.targets.get(&call.0).map(|t| t.target.clone());
+                let (cancel_tx, cancel) = mpsc::unbounded_channel();
+                let sent = match customer {
+                    Some(customer) if !agent_targets.is_empty() => pending
+                        .jobs
+                        .send(CallbackJob {
+                            call: call.0,
+                            agent: agent.clone(),
+                            agent_targets,
+                            customer,
+                            ticket,
+                            cancel,
+                        })
+                        .is_ok(),
+                    _ => false,
+                };
+                if sent {
+                    pending.cancels.insert(call.0, cancel_tx);
+                } else {
+                    acd.handle_event(
+                        Instant::now(),
+                        AcdEvent::OfferFailed {
+                            call,
+                            agent,
+                            reason: OfferFailReason::Unreachable,
+                        },
+                    );
+                }
             }
             AcdAction::CallFinished { call, outcome } => {
-                if let Some((queue, tx)) = calls.remove(&call.0) {
+                pending.cancels.remove(&call.0);
+                if let Some(cb) = pending.targets.remove(&call.0) {
+                    metrics
+                        .queue_calls
+                        .with_label_values(&[&cb.queue, outcome.label()])
+                        .inc();
+                    calls.remove(&call.0);
+                } else if let Some((queue, tx)) = calls.remove(&call.0) {
                     metrics
                         .queue_calls
                         .with_label_values(&[&queue, outcome.label()])

@@ -335,3 +335,105 @@ async fn every_registered_phone_of_the_agent_rings_and_the_first_to_answer_wins(
     drop(caller);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_keeps_the_place_then_rings_the_agent_and_then_the_customer() {
+    let server = start_server().await;
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    // The caller asks to be called back (9) and is hung up on.
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut caller, _) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    caller.send_rfc4733('9').await;
+    assert!(
+        caller.expect_bye(Duration::from_secs(30)).await,
+        "the line is freed after the confirmation"
+    );
+    drop(caller);
+    // Ana gets ready: her phone rings first, with the ticket, and answers.
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    wait_until(
+        Duration::from_secs(10),
+        "the agent is rung for the callback",
+        || !phone.requests("INVITE").is_empty(),
+    )
+    .await;
+    let to_agent = phone.requests("INVITE").remove(0);
+    assert_eq!(to_agent.header("x-centralita-callback"), Some("yes"));
+    // Then the customer, at the address its call came from.
+    let invite = client
+        .wait_for(Duration::from_secs(10), |m| m.method() == Some("INVITE"))
+        .await
+        .expect("the customer is called back");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let sdp = sdp_offer(rtp.local_addr().expect("addr"), "0 101");
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for (k, v) in &invite.headers {
+        match k.as_str() {
+            "via" | "from" | "call-id" | "cseq" => ok.push_str(&format!("{k}: {v}\r\n")),
+            "to" => ok.push_str(&format!("to: {v};tag=customer1\r\n")),
+            _ => {}
+        }
+    }
+    ok.push_str(&format!(
+        "Contact: <sip:caller@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        client.local,
+        sdp.len()
+    ));
+    client.send(ok.as_bytes()).await;
+    // Bridged: the customer's audio reaches Ana.
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    let ours = sdp_media_addr(&offer).expect("our RTP address");
+    let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 5];
+    packet.extend(std::iter::repeat_n(0x55u8, 160));
+    for _ in 0..20 {
+        rtp.send_to(&packet, ours).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until(WAIT, "the agent hears the customer", || {
+        phone
+            .rtp_packets()
+            .iter()
+            .any(|p| p.payload.iter().all(|b| *b == 0x55))
+    })
+    .await;
+    wait_status(&server, "ana", "on_call").await;
+    // The customer hangs up: the agent's leg ends too; the callback is counted.
+    let contact = invite.header("contact").unwrap_or_default();
+    let target = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default();
+    let bye = format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKcbbye;rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=customer1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        me = client.local,
+        to = invite.header("to").unwrap_or_default(),
+        from = invite.header("from").unwrap_or_default(),
+        cid = invite.header("call-id").unwrap_or_default(),
+    );
+    client.send(bye.as_bytes()).await;
+    wait_until(WAIT, "BYE to the agent", || {
+        !phone.requests("BYE").is_empty()
+    })
+    .await;
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"called_back\",queue=\"general\"}",
+        1.0,
+    )
+    .await;
+    wait_status(&server, "ana", "wrap_up").await;
+    server.shutdown().await;
+}
