@@ -52,6 +52,8 @@ fallback = { action = "hangup", reason = "feature" }
 /// The prompts a queued caller hears besides the IVR's own.
 pub const QUEUE_PROMPTS: &[&str] = &[
     "transferring",
+    "callback_confirm",
+    "goodbye",
     "queue_wait",
     "position_is",
     "estimated_wait",
@@ -335,6 +337,7 @@ async fn run_answered(
     let mut bridge: Option<Bridge> = None;
     let mut player = Player {
         caller: call.clone(),
+        queue: None,
         token: 0,
         hangup_when_done: false,
         announced: false,
@@ -504,7 +507,14 @@ async fn run_answered(
                 }
             },
             ev = media_rx.recv() => match ev {
-                Some(MediaEvent::Digit { digit, source }) => on_digit(ctx, &mut ivr, digit, source),
+                Some(MediaEvent::Digit { digit, source }) => {
+                    on_digit(ctx, &mut ivr, digit, source);
+                    // While waiting in a queue, 9 keeps the place and frees
+                    // the line: confirmation, goodbye, hang up, called back.
+                    if digit == '9' && player.queue.is_some() && bridge.is_none() && offer.is_none() && !player.hangup_when_done {
+                        request_callback_while_queued(ctx, &ivr, media.as_ref(), &mut player);
+                    }
+                }
                 Some(MediaEvent::PlaybackFinished { token }) if token == player.token => {
                     if player.hangup_when_done {
                         leg.hangup().await;
@@ -808,6 +818,8 @@ fn start_media(
 /// hang up when it finishes; `queued` once the call is in an ACD queue.
 struct Player {
     caller: IncomingCall,
+    /// The queue the call waits in (after the IVR's queue action).
+    queue: Option<(String, u8)>,
     token: u64,
     hangup_when_done: bool,
     announced: bool,
@@ -879,6 +891,7 @@ async fn drain_ivr(
                     c.language = ivr.language().to_string();
                     c.fields = ivr.fields().clone();
                 });
+                player.queue = Some((queue.clone(), priority));
                 if let Some(news) = player.queued.clone() {
                     let ticket = ivr.fields().get("ticket").cloned();
                     ctx.switchboard
@@ -911,6 +924,41 @@ async fn drain_ivr(
         }
     }
     None
+}
+
+/// The queued caller pressed 9: keep the place, say so, hang up.
+fn request_callback_while_queued(
+    ctx: &CallContext,
+    ivr: &IvrCall,
+    media: Option<&MediaSession>,
+    player: &mut Player,
+) {
+    let Some((queue, priority)) = player.queue.clone() else {
+        return;
+    };
+    let target = AgentTarget {
+        contact: callback_contact(&player.caller),
+        source: player.caller.source,
+        over_tcp: false,
+    };
+    ctx.metrics
+        .ivr_callback_requests
+        .with_label_values(&[&queue])
+        .inc();
+    let ticket = ivr.fields().get("ticket").cloned();
+    ctx.switchboard
+        .request_callback(player.id, &queue, priority, ticket, target);
+    if let Some(m) = media {
+        let lang = ivr.language().to_string();
+        let prompts = ["callback_confirm", "goodbye"]
+            .iter()
+            .filter_map(|p| ctx.prompt(&lang, p))
+            .collect();
+        player.token += 1;
+        player.hangup_when_done = true;
+        m.set_background(None);
+        m.play(prompts, player.token);
+    }
 }
 
 /// Where to call a caller back: its From user at the address its INVITE came

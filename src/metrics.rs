@@ -94,6 +94,7 @@ pub struct Metrics {
     pub agents_registered: IntGauge,
     pub agents: IntGaugeVec,
     pub queue_waiting: IntGaugeVec,
+    pub queue_callbacks_pending: IntGaugeVec,
     pub queue_longest_wait: GaugeVec,
     pub queue_calls: IntCounterVec,
 }
@@ -244,6 +245,17 @@ impl Metrics {
         registry
             .register(Box::new(queue_waiting.clone()))
             .expect("unique metric");
+        let queue_callbacks_pending = IntGaugeVec::new(
+            Opts::new(
+                "centralita_queue_callbacks_pending",
+                "Callers of each queue waiting to be called back",
+            ),
+            &["queue"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(queue_callbacks_pending.clone()))
+            .expect("unique metric");
         let queue_longest_wait = GaugeVec::new(
             Opts::new(
                 "centralita_queue_longest_wait_seconds",
@@ -264,6 +276,7 @@ impl Metrics {
         Metrics {
             registry,
             queue_waiting,
+            queue_callbacks_pending,
             lines_in_use,
             queue_longest_wait,
             queue_calls,

@@ -656,6 +656,10 @@ fn publish(acd: &Acd, agents: &[String], queues: &[String], metrics: &Metrics) {
                 .with_label_values(&[q])
                 .set(st.waiting as i64);
             metrics
+                .queue_callbacks_pending
+                .with_label_values(&[q])
+                .set(st.callbacks_pending as i64);
+            metrics
                 .queue_longest_wait
                 .with_label_values(&[q])
                 .set(st.longest_wait.as_secs_f64());

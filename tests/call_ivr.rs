@@ -724,3 +724,38 @@ async fn when_only_reserved_lines_are_free_a_new_call_gets_486() {
     assert_eq!(again.bye().await, Some(200));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressing_9_while_queued_keeps_the_place_and_frees_the_line() {
+    let server = start_server().await;
+    let mut call = caller_in_main_menu(&server, '1').await;
+    call.send_rfc4733('2').await;
+    wait_metric(&server, "centralita_queue_waiting{queue=\"hardware\"}", 1.0).await;
+    let m = mark(&call);
+    call.send_rfc4733('9').await;
+    assert!(
+        call.expect_bye(Duration::from_secs(30)).await,
+        "the line is freed after the confirmation"
+    );
+    let corr = best_correlation(
+        &decode(&call.packets()[m..], call.pt),
+        &prompt_samples("es", "callback_confirm"),
+        60,
+    );
+    assert!(corr >= 0.9, "callback_confirm correlation {corr:.3}");
+    wait_metric(
+        &server,
+        "centralita_queue_callbacks_pending{queue=\"hardware\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        scrape(&server, "centralita_queue_waiting{queue=\"hardware\"}").await,
+        0.0
+    );
+    wait_until(WAIT, "the line is free", || {
+        metric(&server.metrics.render(), "centralita_lines_in_use") == 0.0
+    })
+    .await;
+    server.shutdown().await;
+}
