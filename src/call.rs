@@ -611,23 +611,15 @@ fn start_offer(
             ),
         ),
     ];
-    let mut legs = Vec::new();
-    for (i, t) in targets.iter().enumerate() {
-        match sip.invite_agent(t, offer_sdp.clone(), headers.clone(), local_ip) {
-            Ok((leg, mut rx)) => {
-                let events = events.clone();
-                tokio::spawn(async move {
-                    while let Some(ev) = rx.recv().await {
-                        if events.send((i, ev)).is_err() {
-                            return;
-                        }
-                    }
-                });
-                legs.push(leg);
+    let (legs, mut rx) = ring(sip, targets, &offer_sdp, &headers, local_ip);
+    let events = events.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if events.send(ev).is_err() {
+                return;
             }
-            Err(e) => tracing::info!(%agent, error = %e, "cannot ring a contact"),
         }
-    }
+    });
     if legs.is_empty() {
         return fail(OfferFailReason::Unreachable);
     }
