@@ -3,6 +3,7 @@
 
 use crate::live::LiveCalls;
 use crate::metrics::Metrics;
+use crate::switchboard::Switchboard;
 use axum::extract::Path;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,21 +14,41 @@ struct AppState {
     metrics: Metrics,
     draining: Arc<AtomicBool>,
     live: Arc<LiveCalls>,
+    switchboard: Switchboard,
 }
 
 /// Build the router.
-pub fn router(metrics: Metrics, draining: Arc<AtomicBool>, live: Arc<LiveCalls>) -> Router {
+pub fn router(
+    metrics: Metrics,
+    draining: Arc<AtomicBool>,
+    live: Arc<LiveCalls>,
+    switchboard: Switchboard,
+) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/calls", get(calls))
+        .route("/agents", get(agents))
         .route("/calls/{id}", get(call))
         .fallback(not_found)
         .with_state(AppState {
             metrics,
             draining,
             live,
+            switchboard,
         })
+}
+
+/// Every agent and its state (from the ACD's one state machine).
+async fn agents(State(st): State<AppState>) -> impl IntoResponse {
+    let agents: Vec<serde_json::Value> = st
+        .switchboard
+        .statuses()
+        .await
+        .into_iter()
+        .map(|(id, s)| serde_json::json!({ "id": id, "state": s.as_str() }))
+        .collect();
+    Json(serde_json::json!({ "agents": agents }))
 }
 
 /// Calls in progress.

@@ -182,6 +182,7 @@ impl Server {
             metrics.clone(),
             Arc::clone(&draining),
             Arc::clone(&ctx.live),
+            switchboard.clone(),
         );
         let http_cancel = cancel.clone();
         tokio::spawn(async move {

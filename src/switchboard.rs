@@ -172,6 +172,9 @@ enum Request {
         agent: String,
         reply: oneshot::Sender<Option<AgentStatus>>,
     },
+    Statuses {
+        reply: oneshot::Sender<Vec<(String, AgentStatus)>>,
+    },
 }
 
 /// Handle to the switchboard task.
@@ -377,6 +380,15 @@ impl Switchboard {
         let _ = self.tx.send(Request::CallerGone { call });
     }
 
+    /// Every agent's current state.
+    pub async fn statuses(&self) -> Vec<(String, AgentStatus)> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Request::Statuses { reply }).is_err() {
+            return vec![];
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// An agent's current state.
     pub async fn status(&self, agent: &str) -> Option<AgentStatus> {
         let (reply, rx) = oneshot::channel();
@@ -477,6 +489,13 @@ async fn run(
                 Some(Request::OfferFailed { call, agent, reason }) => {
                     acd.handle_event(Instant::now(), AcdEvent::OfferFailed { call: CallId(call), agent, reason });
                 }
+                Some(Request::Statuses { reply }) => {
+                    let all = agents
+                        .iter()
+                        .filter_map(|a| acd.agent_state(a).map(|s| (a.clone(), AgentStatus::of(s))))
+                        .collect();
+                    let _ = reply.send(all);
+                }
                 Some(Request::Status { agent, reply }) => {
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
                 }
@@ -501,6 +520,20 @@ struct Callbacks {
     jobs: mpsc::UnboundedSender<CallbackJob>,
     targets: HashMap<u64, CallbackTarget>,
     cancels: HashMap<u64, mpsc::UnboundedSender<()>>,
+}
+
+/// The offer cannot reach the agent (no registered phone): the ACD puts the
+/// caller back at the head of its queue.
+fn unreachable(acd: &mut Acd, call: CallId, agent: String) {
+    tracing::info!(%agent, call = call.0, "offer failed: the agent's phone is not registered");
+    acd.handle_event(
+        Instant::now(),
+        AcdEvent::OfferFailed {
+            call,
+            agent,
+            reason: OfferFailReason::Unreachable,
+        },
+    );
 }
 
 fn agent_targets(accounts: &Accounts, agent: &str) -> Vec<AgentTarget> {
@@ -570,15 +603,7 @@ fn drain(
                         },
                     );
                 if !delivered {
-                    tracing::info!(%agent, call = call.0, "offer failed: the agent's phone is not registered");
-                    acd.handle_event(
-                        Instant::now(),
-                        AcdEvent::OfferFailed {
-                            call,
-                            agent,
-                            reason: OfferFailReason::Unreachable,
-                        },
-                    );
+                    unreachable(acd, call, agent);
                 }
             }
             AcdAction::CancelOffer { call, agent } => {
@@ -613,14 +638,7 @@ fn drain(
                 if sent {
                     pending.cancels.insert(call.0, cancel_tx);
                 } else {
-                    acd.handle_event(
-                        Instant::now(),
-                        AcdEvent::OfferFailed {
-                            call,
-                            agent,
-                            reason: OfferFailReason::Unreachable,
-                        },
-                    );
+                    unreachable(acd, call, agent);
                 }
             }
             AcdAction::CallFinished { call, outcome } => {

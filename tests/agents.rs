@@ -197,6 +197,18 @@ async fn feature_codes_change_the_agent_state_with_a_spoken_answer() {
         .await,
         1.0
     );
+    // Supervisors read every agent's state over HTTP.
+    let (code, body) = http_get(server.http_addr, "/agents").await;
+    assert_eq!(code, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let agents = json["agents"].as_array().cloned().unwrap_or_default();
+    assert_eq!(agents.len(), 3, "{body}");
+    assert!(
+        agents
+            .iter()
+            .any(|a| a["id"] == "ana" && a["state"] == "logged_out"),
+        "{body}"
+    );
     assert_eq!(
         server.agent_status("ana").await.map(|s| s.as_str()),
         Some("logged_out")
