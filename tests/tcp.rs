@@ -16,6 +16,18 @@ struct StreamReader {
 }
 
 impl StreamReader {
+    async fn connect(server: std::net::SocketAddr) -> (StreamReader, std::net::SocketAddr) {
+        let stream = TcpStream::connect(server).await.expect("connect over TCP");
+        let local = stream.local_addr().expect("local");
+        (
+            StreamReader {
+                stream,
+                buf: Vec::new(),
+            },
+            local,
+        )
+    }
+
     async fn next(&mut self, within: Duration) -> Option<Msg> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -153,12 +165,7 @@ async fn a_call_over_tcp_hears_its_prompt_and_hangs_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_back_messages_on_one_stream_are_each_answered() {
     let server = start_server().await;
-    let stream = TcpStream::connect(server.sip_addr).await.expect("connect");
-    let local = stream.local_addr().expect("local");
-    let mut r = StreamReader {
-        stream,
-        buf: Vec::new(),
-    };
+    let (mut r, local) = StreamReader::connect(server.sip_addr).await;
     let both = format!(
         "{}\r\n\r\n{}",
         options(local, "b2b-1"),
@@ -179,12 +186,7 @@ async fn back_to_back_messages_on_one_stream_are_each_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_content_length_on_a_stream_gets_400_and_a_close() {
     let server = start_server().await;
-    let stream = TcpStream::connect(server.sip_addr).await.expect("connect");
-    let local = stream.local_addr().expect("local");
-    let mut r = StreamReader {
-        stream,
-        buf: Vec::new(),
-    };
+    let (mut r, local) = StreamReader::connect(server.sip_addr).await;
     let bad = options(local, "ncl-tcp").replace("Content-Length: 0", "Content-Length: -999");
     r.stream.write_all(bad.as_bytes()).await.expect("write");
     let m = r.next(WAIT).await.expect("an answer before the close");
@@ -194,12 +196,7 @@ async fn a_bad_content_length_on_a_stream_gets_400_and_a_close() {
         "the connection is closed: its framing is lost"
     );
     // The server still takes other connections.
-    let stream = TcpStream::connect(server.sip_addr).await.expect("connect");
-    let local = stream.local_addr().expect("local");
-    let mut r = StreamReader {
-        stream,
-        buf: Vec::new(),
-    };
+    let (mut r, local) = StreamReader::connect(server.sip_addr).await;
     r.stream
         .write_all(options(local, "after").as_bytes())
         .await

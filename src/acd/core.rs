@@ -509,6 +509,21 @@ impl Acd {
     /// An offer to `a` ended without a call: pending logout wins, then the
     /// no-answer pause (if any), then a pending pause, else Available (idle
     /// time kept).
+    /// Stop ringing these agents for `c` and free them (paused if `pause`).
+    fn cancel_offers(
+        &mut self,
+        now: Instant,
+        c: CallId,
+        agents: impl IntoIterator<Item = usize>,
+        pause: Option<String>,
+    ) {
+        for a in agents {
+            let agent = self.agent_id(a);
+            self.emit(AcdAction::CancelOffer { call: c, agent });
+            self.free_agent(now, a, pause.clone());
+        }
+    }
+
     fn free_agent(&mut self, now: Instant, a: usize, pause: Option<String>) {
         let Some(agent) = self.agents.get_mut(a) else {
             return;
@@ -1094,11 +1109,7 @@ impl Acd {
                 q.record_answer(now, waited);
             }
         }
-        for o in others {
-            let agent = self.agent_id(o);
-            self.emit(AcdAction::CancelOffer { call: c, agent });
-            self.free_agent(now, o, None);
-        }
+        self.cancel_offers(now, c, others, None);
         self.connect(now, c, a, q);
     }
 
@@ -1148,11 +1159,7 @@ impl Acd {
                         agent_answered: false,
                     };
                 }
-                for a in agents {
-                    let agent = self.agent_id(a);
-                    self.emit(AcdAction::CancelOffer { call: c, agent });
-                    self.free_agent(now, a, pause.clone());
-                }
+                self.cancel_offers(now, c, agents, pause);
                 self.offer_lapsed(now, c);
             }
             Slot::Widen => {
@@ -1253,11 +1260,7 @@ impl Acd {
         call.called_back = true;
         let q = call.queue;
         self.set_timer(c, Slot::Ring, None);
-        for o in others {
-            let agent = self.agent_id(o);
-            self.emit(AcdAction::CancelOffer { call: c, agent });
-            self.free_agent(now, o, None);
-        }
+        self.cancel_offers(now, c, others, None);
         self.connect(now, c, a, q);
     }
 
@@ -1277,11 +1280,7 @@ impl Acd {
             agents: Vec::new(),
             agent_answered: false,
         };
-        for a in agents {
-            let agent = self.agent_id(a);
-            self.emit(AcdAction::CancelOffer { call: c, agent });
-            self.free_agent(now, a, None);
-        }
+        self.cancel_offers(now, c, agents, None);
         self.drop_line(c);
         if give_up {
             self.finish(c, Outcome::CallbackGaveUp);
