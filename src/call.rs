@@ -5,7 +5,7 @@
 //! music, and "request callback" plays the confirmation and ends the call.
 
 use crate::acd::{OfferFailReason, TransferTarget};
-use crate::config::{FeatureCodes, RuntimeConfig};
+use crate::config::{FeatureCodes, RuntimeConfig, TransferTo};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
 use crate::media::clock::MediaClock;
 use crate::media::dtmf::{info::parse_info_body, DigitSource};
@@ -64,13 +64,25 @@ pub const QUEUE_PROMPTS: &[&str] = &[
     "no_agents",
 ];
 
-/// The built-in feature-code menus.
-pub fn feature_script() -> Result<IvrScript, Vec<String>> {
-    IvrScript::load_sources([(
-        std::path::Path::new("<built-in feature menus>"),
-        FEATURE_MENUS,
-    )])
-    .map_err(|es| es.iter().map(ToString::to_string).collect())
+/// The built-in menus: feature codes, and one per queue with a `number`
+/// (\"transferring\", then the queue; a key goes there at once).
+pub fn feature_script(config: &RuntimeConfig) -> Result<IvrScript, Vec<String>> {
+    let mut text = FEATURE_MENUS.to_string();
+    for (name, q) in &config.queues {
+        if q.number.is_some() {
+            text.push_str(&format!(
+                "\n[menu.{}]\nprompts = [\"transferring\"]\ntimeout_ms = 500\nmax_retries = 0\nfallback = {{ action = \"queue\", queue = \"{name}\" }}\n",
+                direct_queue_menu(name)
+            ));
+        }
+    }
+    IvrScript::load_sources([(std::path::Path::new("<built-in menus>"), text.as_str())])
+        .map_err(|es| es.iter().map(ToString::to_string).collect())
+}
+
+/// The built-in menu that puts a caller who dialed a queue's number in it.
+fn direct_queue_menu(queue: &str) -> String {
+    format!("queue-direct-{queue}")
 }
 
 /// Which feature, if `dialed` is a feature code.
@@ -203,7 +215,9 @@ impl CallHandler for Calls {
     }
 
     fn knows_number(&self, dialed: &str) -> bool {
-        self.0.config.numbers.contains_key(dialed) || self.needs_agent(dialed)
+        self.0.config.numbers.contains_key(dialed)
+            || self.0.config.queue_by_number(dialed).is_some()
+            || self.needs_agent(dialed)
     }
 
     fn needs_agent(&self, dialed: &str) -> bool {
@@ -238,10 +252,13 @@ async fn run_call(
         }
         _ => match ctx.config.numbers.get(&call.dialed) {
             Some(entry) => (Arc::clone(&ctx.ivr), entry.clone()),
-            None => {
-                leg.reject(404);
-                return CallOutcome::NotFound;
-            }
+            None => match ctx.config.queue_by_number(&call.dialed) {
+                Some(queue) => (Arc::clone(&ctx.feature_ivr), direct_queue_menu(queue)),
+                None => {
+                    leg.reject(404);
+                    return CallOutcome::NotFound;
+                }
+            },
         },
     };
     ctx.live.upsert(crate::live::LiveCall {
@@ -469,11 +486,10 @@ async fn run_answered(
                         }
                     }
                     AgentLegEvent::Refer { target, reply } => {
-                        let to = if ctx.config.queues.contains_key(&target) {
-                            Some(TransferTarget::Queue(target.clone()))
-                        } else {
-                            ctx.config.agent_by_sip_user(&target).map(|(a, _)| TransferTarget::Agent(a.to_string()))
-                        };
+                        let to = ctx.config.transfer_target(&target).map(|t| match t {
+                            TransferTo::Queue(q) => TransferTarget::Queue(q),
+                            TransferTo::Agent(a) => TransferTarget::Agent(a),
+                        });
                         match (to, bridge.take(), media.as_ref()) {
                             (Some(to), Some(b), Some(m)) => {
                                 tracing::info!(%target, "the agent transfers the caller");

@@ -132,6 +132,10 @@ pub struct QueueEntry {
     pub announce_every_secs: u32,
     #[serde(default)]
     pub widening: Vec<WideningEntry>,
+    /// A number that reaches this queue directly: dialed by a caller (no
+    /// IVR menu), or named by an agent's transfer.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 /// The registrar: digest realm, nonce lifetime, binding lifetimes.
@@ -176,6 +180,11 @@ pub struct FeatureCodes {
     pub pause: String,
     #[serde(default = "default_logout_code")]
     pub logout: String,
+    /// Typed by an agent during a call (taken from the agent's leg, never
+    /// passed to the caller), followed by a queue's number or an agent's
+    /// extension and `#`: the caller is transferred there.
+    #[serde(default = "default_transfer_prefix")]
+    pub transfer_prefix: String,
 }
 
 impl Default for FeatureCodes {
@@ -184,6 +193,7 @@ impl Default for FeatureCodes {
             ready: default_ready_code(),
             pause: default_pause_code(),
             logout: default_logout_code(),
+            transfer_prefix: default_transfer_prefix(),
         }
     }
 }
@@ -205,6 +215,9 @@ pub struct AgentEntry {
     pub level: u8,
     #[serde(default = "default_wrap_up")]
     pub wrap_up_secs: u32,
+    /// Digits that reach this agent in a transfer (keypad or REFER).
+    #[serde(default)]
+    pub extension: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,6 +364,9 @@ fn default_pause_code() -> String {
 fn default_logout_code() -> String {
     "*13".into()
 }
+fn default_transfer_prefix() -> String {
+    "##".into()
+}
 fn default_support_level() -> u8 {
     1
 }
@@ -439,6 +455,13 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Where a transfer sends a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTo {
+    Queue(String),
+    Agent(String),
+}
+
 /// The validated configuration the controller runs on.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -473,6 +496,29 @@ impl RuntimeConfig {
             .iter()
             .find(|(_, a)| a.sip_user == sip_user)
             .map(|(id, a)| (id.as_str(), a))
+    }
+
+    /// The queue dialed directly as `number`.
+    pub fn queue_by_number(&self, number: &str) -> Option<&str> {
+        self.queues
+            .iter()
+            .find(|(_, q)| q.number.as_deref() == Some(number))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// What a transfer names: a queue (by name or number) or an agent (by
+    /// SIP user or extension).
+    pub fn transfer_target(&self, target: &str) -> Option<TransferTo> {
+        if self.queues.contains_key(target) {
+            return Some(TransferTo::Queue(target.to_string()));
+        }
+        if let Some(q) = self.queue_by_number(target) {
+            return Some(TransferTo::Queue(q.to_string()));
+        }
+        self.agents
+            .iter()
+            .find(|(_, a)| a.sip_user == target || a.extension.as_deref() == Some(target))
+            .map(|(id, _)| TransferTo::Agent(id.clone()))
     }
 
     /// Read and validate a config file, applying command-line overrides.
@@ -648,6 +694,16 @@ fn validate_queues(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
     ];
     for (name, q) in &f.queues {
         let key = |k: &str| format!("queues.{name}.{k}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            err(
+                &format!("queues.{name}"),
+                "expected a queue name of A-Z a-z 0-9 _ -".into(),
+            );
+        }
         if !STRATEGIES.contains(&q.strategy.as_str()) {
             err(
                 &key("strategy"),
@@ -762,6 +818,7 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
         ("ready", &f.features.ready),
         ("pause", &f.features.pause),
         ("logout", &f.features.logout),
+        ("transfer_prefix", &f.features.transfer_prefix),
     ];
     for (i, (name, code)) in codes.iter().enumerate() {
         let key = format!("features.{name}");
@@ -777,6 +834,44 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
         }
         if codes[..i].iter().any(|(_, other)| other == code) {
             err(&key, format!("{code:?} is used by another feature"));
+        }
+    }
+    validate_direct_numbers(f, &codes, err);
+}
+
+/// Queue numbers and agent extensions: user parts, each unique, none also an
+/// IVR number or a feature code.
+fn validate_direct_numbers(
+    f: &FileConfig,
+    codes: &[(&str, &String)],
+    err: &mut impl FnMut(&str, String),
+) {
+    let queue_numbers = f
+        .queues
+        .iter()
+        .filter_map(|(name, q)| Some((format!("queues.{name}.number"), q.number.as_ref()?)));
+    let extensions = f
+        .agents
+        .iter()
+        .filter_map(|(id, a)| Some((format!("agents.{id}.extension"), a.extension.as_ref()?)));
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, number) in queue_numbers.chain(extensions) {
+        if number.is_empty() || number.contains(['@', ':', ';', ' ', '#']) {
+            err(
+                &key,
+                "expected a Request-URI user part, e.g. \"201\"".into(),
+            );
+        } else if f.numbers.contains_key(number.as_str()) {
+            err(
+                &key,
+                format!("{number:?} is also an IVR number in [numbers]"),
+            );
+        } else if codes.iter().any(|(_, c)| *c == number) {
+            err(&key, format!("{number:?} is also a feature code"));
+        } else if f.agents.values().any(|a| &a.sip_user == number) && !key.starts_with("agents.") {
+            err(&key, format!("{number:?} is also an agent's sip_user"));
+        } else if !seen.insert(number.as_str()) {
+            err(&key, format!("{number:?} is used twice"));
         }
     }
 }
@@ -844,6 +939,42 @@ mod tests {
         assert!(keys.contains(&"media.rtp_ports"), "{errs:?}");
         assert!(keys.contains(&"numbers"), "{errs:?}");
         assert!(errs.iter().all(|e| e.file == "x/c.toml"));
+    }
+
+    #[test]
+    fn transfer_targets_are_queues_and_agents_by_name_or_number() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/centralita.toml"
+        ));
+        let cfg = RuntimeConfig::load(path, &Overrides::default()).expect("shipped config loads");
+        let q = |s: &str| Some(TransferTo::Queue(s.into()));
+        let a = |s: &str| Some(TransferTo::Agent(s.into()));
+        assert_eq!(cfg.transfer_target("hardware"), q("hardware"));
+        assert_eq!(cfg.transfer_target("202"), q("hardware"));
+        assert_eq!(cfg.transfer_target("carmen"), a("carmen"));
+        assert_eq!(cfg.transfer_target("303"), a("carmen"));
+        assert_eq!(cfg.transfer_target("999"), None);
+        assert_eq!(cfg.queue_by_number("200"), Some("general"));
+    }
+
+    #[test]
+    fn direct_numbers_must_be_unique() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\ntransfer_prefix = \"##\"\n\
+                    [queues.a]\nnumber = \"100\"\n[queues.b]\nnumber = \"7\"\n[queues.\"c d\"]\n\
+                    [agents.x]\nname = \"X\"\nsip_user = \"x\"\npassword = \"secret\"\nextension = \"7\"\n\
+                    [agents.y]\nname = \"Y\"\nsip_user = \"y\"\npassword = \"secret\"\nextension = \"*11\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        for k in [
+            "queues.a.number",
+            "agents.x.extension",
+            "agents.y.extension",
+            "queues.c d",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {errs:?}");
+        }
     }
 
     #[test]
