@@ -7,6 +7,7 @@
 use crate::acd::{OfferFailReason, TransferTarget};
 use crate::config::{FeatureCodes, RuntimeConfig, TransferTo};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
+use crate::keypad::{Keypad, KeypadAction};
 use crate::media::clock::MediaClock;
 use crate::media::dtmf::{info::parse_info_body, DigitSource};
 use crate::media::ports::PortPool;
@@ -349,6 +350,9 @@ async fn run_answered(
     };
     let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
     let (agent_tx, mut agent_rx) = mpsc::unbounded_channel::<(usize, AgentLegEvent)>();
+    // The bridged agent's media: its keys (feature codes) and its RTP timeout.
+    let (agent_media_tx, mut agent_media_rx) = mpsc::unbounded_channel();
+    let mut keypad = Keypad::new(&ctx.config.features.transfer_prefix);
     let mut caller_sdp = negotiated.clone();
     let mut offer: Option<Offer> = None;
     let mut bridge: Option<Bridge> = None;
@@ -382,12 +386,40 @@ async fn run_answered(
                 None => std::future::pending().await,
             }
         };
+        let keypad_deadline = keypad.deadline();
+        let keypad_sleep = async {
+            match keypad_deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = ctx.shutdown.cancelled() => {
                 leg.hangup().await;
                 break CallOutcome::Shutdown;
             }
             _ = sleep => ivr.handle_timeout(Instant::now()),
+            _ = keypad_sleep => {
+                let action = keypad.on_timeout(Instant::now());
+                if let Some(to) = on_keypad(ctx, action, bridge.as_ref()) {
+                    transfer_caller(ctx, id, to, &mut bridge, media.as_ref(), &ivr, &mut player, false).await;
+                }
+            }
+            ev = agent_media_rx.recv() => match ev {
+                Some(MediaEvent::Digit { digit, source }) if bridge.is_some() => {
+                    ctx.metrics.dtmf_digits.with_label_values(&[source.as_str()]).inc();
+                    let action = keypad.on_key(Instant::now(), digit);
+                    if let Some(to) = on_keypad(ctx, action, bridge.as_ref()) {
+                        transfer_caller(ctx, id, to, &mut bridge, media.as_ref(), &ivr, &mut player, false).await;
+                    }
+                }
+                Some(MediaEvent::RtpTimeout) if bridge.is_some() => {
+                    tracing::info!("no RTP from the agent: ending the call");
+                    leg.hangup().await;
+                    break CallOutcome::Timeout;
+                }
+                _ => {}
+            },
             ev = leg_events.recv() => match ev {
                 None => break CallOutcome::Failed,
                 Some(LegEvent::Ended(end)) => break match end {
@@ -459,8 +491,9 @@ async fn run_answered(
                     AgentLegEvent::Answered { sdp: answer } => {
                         let Some(o) = offer.take() else { continue };
                         let agent = o.agent.clone();
-                        match connect_agent(ctx, id, o, i, &answer, media.as_ref(), &media_tx).await {
+                        match connect_agent(ctx, id, o, i, &answer, media.as_ref(), &agent_media_tx).await {
                             Some(b) => {
+                                keypad = Keypad::new(&ctx.config.features.transfer_prefix);
                                 ctx.switchboard.agent_answered(id, &agent);
                                 ctx.live.update(id, |c| {
                                     c.state = "on_call".into();
@@ -486,31 +519,13 @@ async fn run_answered(
                         }
                     }
                     AgentLegEvent::Refer { target, reply } => {
-                        let to = ctx.config.transfer_target(&target).map(|t| match t {
-                            TransferTo::Queue(q) => TransferTarget::Queue(q),
-                            TransferTo::Agent(a) => TransferTarget::Agent(a),
-                        });
-                        match (to, bridge.take(), media.as_ref()) {
-                            (Some(to), Some(b), Some(m)) => {
-                                tracing::info!(%target, "the agent transfers the caller");
+                        match (ctx.config.transfer_target(&target), bridge.is_some() && media.is_some()) {
+                            (Some(to), true) => {
+                                tracing::info!(%target, "the agent transfers the caller (REFER)");
                                 reply.accept().await;
-                                let leg = b.leg.clone();
-                                tokio::spawn(async move { leg.finish_transfer().await });
-                                drop(b);
-                                if let Err(e) = m.unbridge() {
-                                    tracing::warn!(error = %e, "cannot play to the caller again");
-                                }
-                                let lang = ivr.language().to_string();
-                                player.token += 1;
-                                player.announced = false;
-                                m.play(ctx.prompt(&lang, "transferring").into_iter().collect(), player.token);
-                                m.set_background(ctx.hold_music.clone());
-                                ctx.switchboard.transfer(id, to);
+                                transfer_caller(ctx, id, to, &mut bridge, media.as_ref(), &ivr, &mut player, true).await;
                             }
-                            (_, b, _) => {
-                                bridge = b;
-                                reply.reject(404).await;
-                            }
+                            _ => reply.reject(404).await,
                         }
                     }
                     AgentLegEvent::Ended(_) => {
@@ -563,6 +578,90 @@ async fn run_answered(
     outcome
 }
 
+/// Carry out what the agent's keypad decided: keys on to the caller, or
+/// the transfer target to send the caller to.
+fn on_keypad(
+    ctx: &CallContext,
+    action: KeypadAction,
+    bridge: Option<&Bridge>,
+) -> Option<TransferTo> {
+    match action {
+        KeypadAction::None => None,
+        KeypadAction::Pass(keys) => {
+            if let Some(b) = bridge {
+                for k in keys {
+                    b.media.send_digit(k);
+                }
+            }
+            None
+        }
+        KeypadAction::Cancelled => {
+            tracing::info!("the agent abandoned a feature code");
+            None
+        }
+        KeypadAction::Transfer(target) => {
+            let to = ctx.config.transfer_target(&target);
+            if to.is_none() {
+                tracing::info!(%target, "keypad transfer to an unknown number");
+                ctx.metrics
+                    .keypad_transfers
+                    .with_label_values(&["unknown_target"])
+                    .inc();
+            } else {
+                tracing::info!(%target, "the agent transfers the caller (keypad)");
+                ctx.metrics
+                    .keypad_transfers
+                    .with_label_values(&["transferred"])
+                    .inc();
+            }
+            to
+        }
+    }
+}
+
+/// Send the bridged caller to another queue or agent: the agent's leg ends
+/// (after the REFER's NOTIFY when `by_refer`, else with a BYE), the caller
+/// hears "transferring" then hold music and is re-queued with its ticket
+/// and priority.
+#[allow(clippy::too_many_arguments)]
+async fn transfer_caller(
+    ctx: &CallContext,
+    id: u64,
+    to: TransferTo,
+    bridge: &mut Option<Bridge>,
+    media: Option<&MediaSession>,
+    ivr: &IvrCall,
+    player: &mut Player,
+    by_refer: bool,
+) {
+    let (Some(b), Some(m)) = (bridge.take(), media) else {
+        return;
+    };
+    let leg = b.leg.clone();
+    if by_refer {
+        tokio::spawn(async move { leg.finish_transfer().await });
+    } else {
+        tokio::spawn(async move { leg.hangup().await });
+    }
+    drop(b);
+    if let Err(e) = m.unbridge() {
+        tracing::warn!(error = %e, "cannot play to the caller again");
+    }
+    let lang = ivr.language().to_string();
+    player.token += 1;
+    player.announced = false;
+    m.play(
+        ctx.prompt(&lang, "transferring").into_iter().collect(),
+        player.token,
+    );
+    m.set_background(ctx.hold_music.clone());
+    let to = match to {
+        TransferTo::Queue(q) => TransferTarget::Queue(q),
+        TransferTo::Agent(a) => TransferTarget::Agent(a),
+    };
+    ctx.switchboard.transfer(id, to);
+}
+
 /// An offer being rung: one leg per registered contact of the agent.
 struct Offer {
     agent: String,
@@ -583,7 +682,7 @@ impl Offer {
 /// A caller talking to an agent.
 struct Bridge {
     leg: AgentLeg,
-    _media: MediaSession,
+    media: MediaSession,
 }
 
 /// Ring the agent's phones with an offer of the caller's own codec (so the
@@ -692,11 +791,12 @@ async fn connect_agent(
         &agent_media,
         "caller_to_agent",
         "agent_to_caller",
+        true,
     );
     tracing::info!(agent = %offer.agent, "caller and agent connected");
     Some(Bridge {
         leg,
-        _media: agent_media,
+        media: agent_media,
     })
 }
 
@@ -1170,6 +1270,7 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
         &agent_media,
         "caller_to_agent",
         "agent_to_caller",
+        false,
     );
     ctx.switchboard.callback_result(id, true);
     tracing::info!(call = id, agent = %job.agent, "callback connected");

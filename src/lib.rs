@@ -11,6 +11,7 @@ pub mod call;
 pub mod config;
 pub mod http;
 pub mod ivr;
+pub mod keypad;
 pub mod live;
 pub mod media;
 pub mod metrics;

@@ -88,6 +88,7 @@ pub struct Metrics {
     pub rtp_send_lateness: Histogram,
     pub rtp_peers_latched: IntCounter,
     pub rtp_packets_relayed: IntCounterVec,
+    pub keypad_transfers: IntCounterVec,
     pub rtp_ports_in_use: IntGauge,
     pub lines_in_use: IntGauge,
     pub sip_auth_failures: IntCounterVec,
@@ -208,6 +209,15 @@ impl Metrics {
         for d in ["caller_to_agent", "agent_to_caller"] {
             rtp_packets_relayed.with_label_values(&[d]);
         }
+        let keypad_transfers = counter_vec(
+            &registry,
+            "centralita_keypad_transfers_total",
+            "Transfers agents typed during calls (transfer prefix, target, #), by result",
+            &["result"],
+        );
+        for r in ["transferred", "unknown_target"] {
+            keypad_transfers.with_label_values(&[r]);
+        }
         let lines_in_use = gauge(
             &registry,
             "centralita_lines_in_use",
@@ -299,6 +309,7 @@ impl Metrics {
             rtp_send_lateness,
             rtp_peers_latched,
             rtp_packets_relayed,
+            keypad_transfers,
             rtp_ports_in_use,
         }
     }

@@ -10,21 +10,6 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn tone(freq: f64, frames: usize) -> Vec<Vec<u8>> {
-    (0..frames)
-        .map(|f| {
-            (0..160)
-                .map(|i| {
-                    let t = (f * 160 + i) as f64 / 8000.0;
-                    audio_codec_algorithms::encode_ulaw(
-                        (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16,
-                    )
-                })
-                .collect()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
     let server = start_server().await;
@@ -156,18 +141,6 @@ async fn ready_agent_and_caller(
     )
     .await;
     (phone, caller)
-}
-
-async fn wait_status(server: &centralita::server::Server, agent: &str, want: &str) {
-    let mut status = None;
-    for _ in 0..500 {
-        status = server.agent_status(agent).await.map(|s| s.as_str());
-        if status == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{agent} is {status:?}, expected {want}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

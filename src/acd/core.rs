@@ -1001,6 +1001,11 @@ impl Acd {
         let Some(agent) = self.agents.get_mut(a) else {
             return;
         };
+        // Ready during wrap-up: the agent has finished the notes early.
+        if cmd == AgentCommand::Ready && matches!(agent.state, AgentState::WrapUp { .. }) {
+            agent.pending = None;
+            return self.end_wrap_up(now, a);
+        }
         match agent::command(&agent.state, &cmd) {
             CmdEffect::Become(next) => {
                 if next == AgentState::Available {

@@ -94,7 +94,8 @@ pub struct CallId(pub u64);
 pub enum AgentCommand {
     /// LoggedOut -> Available.
     Login,
-    /// Paused -> Available; while busy, cancels a pending pause/logout.
+    /// Paused -> Available; WrapUp -> Available (wrap-up ended early);
+    /// while Offered/OnCall, cancels a pending pause/logout.
     Ready,
     /// Available/Paused -> Paused; while Offered/OnCall/WrapUp it becomes pending.
     Pause(String),

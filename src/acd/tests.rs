@@ -356,6 +356,29 @@ fn wrap_up_then_available() {
 }
 
 #[test]
+fn ready_during_wrap_up_ends_it_and_the_next_caller_is_offered() {
+    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
+    h.login("a1");
+    h.arrive(1, "support", 0);
+    h.answer(1, "a1");
+    h.at(10);
+    h.end(1);
+    h.take();
+    h.at(12);
+    h.arrive(2, "support", 0);
+    assert!(h.offers().is_empty(), "no offer during wrap-up");
+    h.cmd("a1", AgentCommand::Ready);
+    assert_eq!(h.offers(), vec![offer(2, "a1")]);
+    // AHT sample = talk 10 s + the 2 s of wrap-up taken.
+    let st = h.acd.queue_stats("support", h.now).expect("queue");
+    assert_eq!(st.average_handle_time, S(12));
+    // The old wrap-up timer does not fire into the new call.
+    h.answer(2, "a1");
+    h.at(20);
+    assert_eq!(h.state("a1"), AgentState::OnCall { call: CallId(2) });
+}
+
+#[test]
 fn pause_during_call_takes_effect_after_wrap_up() {
     let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
     h.login("a1");

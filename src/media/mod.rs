@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod ports;
 pub mod prompts;
+pub mod relay;
 pub mod rtp;
 mod session;
 

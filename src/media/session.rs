@@ -16,6 +16,7 @@ use super::dtmf::DigitSource;
 use super::g711::Codec;
 use super::ports::RtpPort;
 use super::prompts::Prompt;
+use super::relay::{RelayState, Verdict};
 use super::rtp::parse_rtp;
 use super::MediaEvent;
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct MediaSession {
     _port: RtpPort,
     pub local_port: u16,
     pub codec: Codec,
+    /// The peer's telephone-event payload type, if it has one.
+    pub dtmf_pt: Option<u8>,
 }
 
 impl MediaSession {
@@ -107,6 +110,7 @@ impl MediaSession {
             receiver,
             local_port: setup.port.port,
             codec: setup.codec,
+            dtmf_pt: setup.dtmf_pt,
             _port: setup.port,
         })
     }
@@ -139,13 +143,22 @@ impl MediaSession {
     /// Bridge two legs: what either receives goes out of the other's socket
     /// to the other's peer, as it came (payload, SSRC, DTMF events); the
     /// clock stops playing to both. `a_to_b` and `b_to_a` label the relay
-    /// counters.
-    pub fn bridge(a: &MediaSession, b: &MediaSession, a_to_b: &'static str, b_to_a: &'static str) {
+    /// counters. With `b_keys`, `b`'s RFC 4733 keys are not relayed but
+    /// reported as digits on `b`'s events; [`MediaSession::send_digit`] on
+    /// `b` passes one on to `a`.
+    pub fn bridge(
+        a: &MediaSession,
+        b: &MediaSession,
+        a_to_b: &'static str,
+        b_to_a: &'static str,
+        b_keys: bool,
+    ) {
         if let Ok(mut f) = a.forward.lock() {
             *f = Some(Forward {
                 socket: Arc::clone(&b.socket),
                 peer: Arc::clone(&b.effective_peer),
                 direction: a_to_b,
+                state: RelayState::plain(),
             });
         }
         if let Ok(mut f) = b.forward.lock() {
@@ -153,6 +166,11 @@ impl MediaSession {
                 socket: Arc::clone(&a.socket),
                 peer: Arc::clone(&a.effective_peer),
                 direction: b_to_a,
+                state: if b_keys {
+                    RelayState::taking_keys(b.dtmf_pt, a.dtmf_pt)
+                } else {
+                    RelayState::plain()
+                },
             });
         }
         a.clock.send(ClockCommand::Remove { id: a.id });
@@ -180,6 +198,26 @@ impl MediaSession {
         Ok(())
     }
 
+    /// Send one key on to the leg this one is bridged to (a key withheld by
+    /// [`MediaSession::bridge`]'s `b_keys` that is not a feature code).
+    pub fn send_digit(&self, digit: char) {
+        let Ok(mut guard) = self.forward.lock() else {
+            return;
+        };
+        let Some(f) = guard.as_mut() else { return };
+        let peer = f
+            .peer
+            .lock()
+            .map(|p| *p)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        if peer.ip().is_unspecified() {
+            return;
+        }
+        for p in f.state.inject_digit(digit) {
+            let _ = f.socket.send_to(&p, peer);
+        }
+    }
+
     pub fn set_peer(&self, peer: SocketAddr) {
         if let Ok(mut p) = self.effective_peer.lock() {
             *p = peer;
@@ -202,6 +240,16 @@ struct Forward {
     socket: Arc<std::net::UdpSocket>,
     peer: Arc<Mutex<SocketAddr>>,
     direction: &'static str,
+    state: RelayState,
+}
+
+/// What became of a received packet.
+enum Relayed {
+    /// Not bridged: the packet is this leg's (digits, or nothing).
+    NotBridged,
+    Sent,
+    /// A key of the leg's own, kept from the other leg.
+    Withheld,
 }
 
 struct Receiver {
@@ -225,14 +273,18 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Send a packet on to the bridged leg; false when not bridged.
-    fn relay(&self, packet: &[u8]) -> bool {
-        let Ok(guard) = self.forward.lock() else {
-            return false;
+    /// Send a packet on to the bridged leg, unless it is a withheld key.
+    fn relay(&self, packet: &mut [u8], head: (u8, u16, u32, u32)) -> Relayed {
+        let Ok(mut guard) = self.forward.lock() else {
+            return Relayed::NotBridged;
         };
-        let Some(f) = guard.as_ref() else {
-            return false;
+        let Some(f) = guard.as_mut() else {
+            return Relayed::NotBridged;
         };
+        let (pt, seq, ts, ssrc) = head;
+        if f.state.on_packet(packet, pt, seq, ts, ssrc) == Verdict::Withhold {
+            return Relayed::Withheld;
+        }
         let peer = f
             .peer
             .lock()
@@ -244,7 +296,7 @@ impl Receiver {
                 .with_label_values(&[f.direction])
                 .inc();
         }
-        true
+        Relayed::Sent
     }
 
     /// Whether a packet from `src` is the peer's, latching once on to the
@@ -300,17 +352,23 @@ impl Receiver {
                     .inc();
                 continue;
             }
-            let Ok(pkt) = parse_rtp(&buf[..len]) else {
-                self.metrics
-                    .rtp_packets_ignored
-                    .with_label_values(&["malformed"])
-                    .inc();
-                continue;
+            let head = match parse_rtp(&buf[..len]) {
+                Ok(p) => (p.payload_type, p.sequence, p.timestamp, p.ssrc),
+                Err(_) => {
+                    self.metrics
+                        .rtp_packets_ignored
+                        .with_label_values(&["malformed"])
+                        .inc();
+                    continue;
+                }
             };
             self.metrics.rtp_packets_received.inc();
-            if self.relay(&buf[..len]) {
+            if let Relayed::Sent = self.relay(&mut buf[..len], head) {
                 continue;
             }
+            let Ok(pkt) = parse_rtp(&buf[..len]) else {
+                continue;
+            };
             let digit = if Some(pkt.payload_type) == self.dtmf_pt {
                 match TelephoneEvent::parse(pkt.payload) {
                     Ok(ev) => self

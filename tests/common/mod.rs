@@ -792,3 +792,32 @@ pub fn counts<K: Ord + Clone>(items: &[K]) -> BTreeMap<K, usize> {
     }
     m
 }
+
+/// `frames` 20-ms µ-law frames of a sine tone at `freq` Hz.
+pub fn tone(freq: f64, frames: usize) -> Vec<Vec<u8>> {
+    (0..frames)
+        .map(|f| {
+            (0..160)
+                .map(|i| {
+                    let t = (f * 160 + i) as f64 / 8000.0;
+                    audio_codec_algorithms::encode_ulaw(
+                        (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Wait (bounded) until `agent` is in state `want`.
+pub async fn wait_status(server: &centralita::server::Server, agent: &str, want: &str) {
+    let mut status = None;
+    for _ in 0..500 {
+        status = server.agent_status(agent).await.map(|s| s.as_str());
+        if status == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{agent} is {status:?}, expected {want}");
+}

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
+/// The SSRC of everything the phone sends.
+pub const PHONE_SSRC: u32 = 0x0a9e_0001;
+
 /// How the phone answers an INVITE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Answer {
@@ -28,6 +31,9 @@ pub struct PhoneLog {
     pub rtp: Vec<RtpIn>,
     /// Where the controller sends the bridged call's RTP from.
     pub remote_rtp: Option<SocketAddr>,
+    /// The next packet's sequence number and timestamp (audio and keys share them).
+    send_seq: u16,
+    send_ts: u32,
 }
 
 pub struct AgentPhone {
@@ -175,21 +181,69 @@ impl AgentPhone {
         self.log.lock().map(|l| l.rtp.clone()).unwrap_or_default()
     }
 
+    /// The next sequence number and timestamp, advancing them by one packet
+    /// and `samples`.
+    fn next_seq_ts(&self, samples: u32) -> (u16, u32) {
+        self.log
+            .lock()
+            .map(|mut l| {
+                let st = (l.send_seq, l.send_ts);
+                l.send_seq = l.send_seq.wrapping_add(1);
+                l.send_ts = l.send_ts.wrapping_add(samples);
+                st
+            })
+            .unwrap_or_default()
+    }
+
     /// Send µ-law frames to the controller's side of the bridge, 20 ms apart.
     pub async fn send_audio(&self, frames: &[Vec<u8>]) {
         let Some(peer) = self.log.lock().ok().and_then(|l| l.remote_rtp) else {
             return;
         };
         let mut next = tokio::time::Instant::now();
-        for (i, f) in frames.iter().enumerate() {
+        for f in frames {
+            let (seq, ts) = self.next_seq_ts(160);
             let mut p = vec![0x80, 0];
-            p.extend_from_slice(&(i as u16).to_be_bytes());
-            p.extend_from_slice(&((i as u32) * 160).to_be_bytes());
-            p.extend_from_slice(&0x0a9e_0001u32.to_be_bytes());
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&PHONE_SSRC.to_be_bytes());
             p.extend_from_slice(f);
             let _ = self.rtp.send_to(&p, peer).await;
             next += Duration::from_millis(20);
             tokio::time::sleep_until(next).await;
+        }
+    }
+
+    /// Press a key on the phone: RFC 4733 events (payload type 101, as its
+    /// SDP says), three interim packets 20 ms apart, then three end packets.
+    pub async fn send_rfc4733(&self, digit: char) {
+        let ev: u8 = match digit {
+            '0'..='9' => digit as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            _ => return,
+        };
+        let Some(peer) = self.log.lock().ok().and_then(|l| l.remote_rtp) else {
+            return;
+        };
+        let (_, start) = self.next_seq_ts(0);
+        // The press's own first packet reused the sequence number above.
+        if let Ok(mut l) = self.log.lock() {
+            l.send_seq = l.send_seq.wrapping_sub(1);
+            l.send_ts = l.send_ts.wrapping_add(800);
+        }
+        for i in 0..6u16 {
+            let end = i >= 3;
+            let dur = if end { 480 } else { 160 * (i + 1) };
+            let (seq, _) = self.next_seq_ts(0);
+            let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&start.to_be_bytes());
+            p.extend_from_slice(&PHONE_SSRC.to_be_bytes());
+            p.extend_from_slice(&[ev, if end { 0x80 | 10 } else { 10 }]);
+            p.extend_from_slice(&dur.to_be_bytes());
+            let _ = self.rtp.send_to(&p, peer).await;
+            tokio::time::sleep(Duration::from_millis(if end { 2 } else { 20 })).await;
         }
     }
 }
