@@ -1,10 +1,13 @@
-//! The HTTP listener: `/health` and `/metrics` (Prometheus text). Later
-//! issues add the REST API and the agent desk here.
+//! The HTTP listener: `/health`, `/metrics` (Prometheus text), calls in
+//! progress, and the agents' states (read, and changed by supervisors or the
+//! agents' desk: `POST /agents/{id}/state`).
 
 use crate::live::LiveCalls;
 use crate::metrics::Metrics;
-use crate::switchboard::Switchboard;
+use crate::switchboard::{CommandError, Feature, Switchboard};
 use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::post;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub fn router(
         .route("/metrics", get(metrics_text))
         .route("/calls", get(calls))
         .route("/agents", get(agents))
+        .route("/agents/{id}/state", post(set_agent_state))
         .route("/calls/{id}", get(call))
         .fallback(not_found)
         .with_state(AppState {
@@ -46,9 +50,59 @@ async fn agents(State(st): State<AppState>) -> impl IntoResponse {
         .statuses()
         .await
         .into_iter()
-        .map(|(id, s)| serde_json::json!({ "id": id, "state": s.as_str() }))
+        .map(|a| serde_json::json!({ "id": a.id, "state": a.status.as_str(), "reason": a.reason }))
         .collect();
     Json(serde_json::json!({ "agents": agents }))
+}
+
+/// `POST /agents/{id}/state` with `{"state": "available" | "paused" |
+/// "logged_out", "reason": "..."}`: the same change as the agent's feature
+/// codes (pause and log out during a call take effect after wrap-up;
+/// available during wrap-up ends it). Answers the state afterwards.
+async fn set_agent_state(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> axum::response::Response {
+    let error = |code: StatusCode, msg: String| {
+        (code, Json(serde_json::json!({ "error": msg }))).into_response()
+    };
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON body: {e}"),
+            )
+        }
+    };
+    let feature = match body.get("state").and_then(|s| s.as_str()) {
+        Some("available") => Feature::Ready,
+        Some("paused") => Feature::Pause,
+        Some("logged_out") => Feature::Logout,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected \"state\": \"available\", \"paused\" or \"logged_out\"".into(),
+            )
+        }
+    };
+    let reason = match body.get("reason") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(r)) if !r.is_empty() && r.len() <= 64 => Some(r.clone()),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected \"reason\" to be a string of 1 to 64 characters".into(),
+            )
+        }
+    };
+    match st.switchboard.command(&id, feature, reason, true).await {
+        Ok(s) => Json(serde_json::json!({ "id": id, "state": s.as_str() })).into_response(),
+        Err(e @ CommandError::UnknownAgent) => error(StatusCode::NOT_FOUND, format!("{id}: {e}")),
+        Err(e @ CommandError::NoPhone) => error(StatusCode::CONFLICT, format!("{id}: {e}")),
+        Err(e @ CommandError::Stopped) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 /// Calls in progress.

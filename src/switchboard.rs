@@ -29,6 +29,26 @@ pub enum Feature {
     Logout,
 }
 
+/// One agent as `GET /agents` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentView {
+    pub id: String,
+    pub status: AgentStatus,
+    /// Why the agent is paused.
+    pub reason: Option<String>,
+}
+
+/// Why an agent's state was not changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no such agent")]
+    UnknownAgent,
+    #[error("the agent has no registered phone to take calls on")]
+    NoPhone,
+    #[error("the controller is stopping")]
+    Stopped,
+}
+
 /// An agent's state as the rest of the controller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentStatus {
@@ -166,14 +186,19 @@ enum Request {
     Feature {
         agent: String,
         feature: Feature,
-        reply: oneshot::Sender<Option<AgentStatus>>,
+        /// The pause reason (default "break").
+        reason: Option<String>,
+        /// Refuse to log in an agent with no registered phone (the API; a
+        /// feature code comes from a phone).
+        need_phone: bool,
+        reply: oneshot::Sender<Result<AgentStatus, CommandError>>,
     },
     Status {
         agent: String,
         reply: oneshot::Sender<Option<AgentStatus>>,
     },
     Statuses {
-        reply: oneshot::Sender<Vec<(String, AgentStatus)>>,
+        reply: oneshot::Sender<Vec<AgentView>>,
     },
 }
 
@@ -301,15 +326,30 @@ impl Switchboard {
     /// Apply a feature code; the agent's state afterwards (`None`: unknown
     /// agent or the switchboard stopped).
     pub async fn feature(&self, agent: &str, feature: Feature) -> Option<AgentStatus> {
+        self.command(agent, feature, None, false).await.ok()
+    }
+
+    /// Change an agent's state on a supervisor's or the agent's request
+    /// (the HTTP API): as the feature code, with a pause reason; logging in
+    /// needs a registered phone when `need_phone`.
+    pub async fn command(
+        &self,
+        agent: &str,
+        feature: Feature,
+        reason: Option<String>,
+        need_phone: bool,
+    ) -> Result<AgentStatus, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Feature {
                 agent: agent.to_string(),
                 feature,
+                reason,
+                need_phone,
                 reply,
             })
-            .ok()?;
-        rx.await.ok().flatten()
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.unwrap_or(Err(CommandError::Stopped))
     }
 
     /// Put a call in a queue; the ACD's news for it come on `news`.
@@ -381,7 +421,7 @@ impl Switchboard {
     }
 
     /// Every agent's current state.
-    pub async fn statuses(&self) -> Vec<(String, AgentStatus)> {
+    pub async fn statuses(&self) -> Vec<AgentView> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Request::Statuses { reply }).is_err() {
             return vec![];
@@ -436,21 +476,28 @@ async fn run(
             _ = sleep => acd.handle_timeout(Instant::now()),
             req = requests.recv() => match req {
                 None => return,
-                Some(Request::Feature { agent, feature, reply }) => {
+                Some(Request::Feature { agent, feature, reason, need_phone, reply }) => {
                     let now = Instant::now();
                     let cmd = match (feature, acd.agent_state(&agent)) {
                         (_, None) => {
-                            let _ = reply.send(None);
+                            let _ = reply.send(Err(CommandError::UnknownAgent));
                             continue;
                         }
-                        (Feature::Ready, Some(AgentState::LoggedOut)) => AgentCommand::Login,
+                        (Feature::Ready, Some(AgentState::LoggedOut)) => {
+                            if need_phone && accounts.bindings(&agent, now).is_empty() {
+                                let _ = reply.send(Err(CommandError::NoPhone));
+                                continue;
+                            }
+                            AgentCommand::Login
+                        }
                         (Feature::Ready, _) => AgentCommand::Ready,
-                        (Feature::Pause, _) => AgentCommand::Pause("break".into()),
+                        (Feature::Pause, _) => AgentCommand::Pause(reason.unwrap_or_else(|| "break".into())),
                         (Feature::Logout, _) => AgentCommand::Logout,
                     };
                     acd.handle_event(now, AcdEvent::AgentCommand { agent: agent.clone(), cmd });
                     drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
-                    let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
+                    let state = acd.agent_state(&agent).map(AgentStatus::of).ok_or(CommandError::UnknownAgent);
+                    let _ = reply.send(state);
                 }
                 Some(Request::Enqueue { call, queue, priority, ticket, news }) => {
                     calls.insert(call, (queue.clone(), news));
@@ -492,7 +539,14 @@ async fn run(
                 Some(Request::Statuses { reply }) => {
                     let all = agents
                         .iter()
-                        .filter_map(|a| acd.agent_state(a).map(|s| (a.clone(), AgentStatus::of(s))))
+                        .filter_map(|a| acd.agent_state(a).map(|s| AgentView {
+                            id: a.clone(),
+                            status: AgentStatus::of(s),
+                            reason: match s {
+                                AgentState::Paused { reason } => Some(reason.clone()),
+                                _ => None,
+                            },
+                        }))
                         .collect();
                     let _ = reply.send(all);
                 }

@@ -215,3 +215,63 @@ async fn feature_codes_change_the_agent_state_with_a_spoken_answer() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_changes_an_agents_state_as_the_feature_codes_do() {
+    let server = start_server().await;
+    let http = server.http_addr;
+    let state_of = |body: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        v["state"].as_str().unwrap_or_default().to_string()
+    };
+    // No phone registered: logging in would make an agent nobody can reach.
+    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"available"}"#).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("registered phone"), "{body}");
+    let _phone = common::phone::AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"available"}"#).await;
+    assert_eq!((code, state_of(&body)), (200, "available".into()), "{body}");
+    let (code, body) = http_post(
+        http,
+        "/agents/ana/state",
+        r#"{"state":"paused","reason":"training"}"#,
+    )
+    .await;
+    assert_eq!((code, state_of(&body)), (200, "paused".into()), "{body}");
+    let (_, body) = http_get(http, "/agents").await;
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let ana = v["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "ana"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ana["state"], "paused");
+    assert_eq!(ana["reason"], "training");
+    assert_eq!(
+        scrape(&server, "centralita_agents{state=\"paused\"}").await,
+        1.0
+    );
+    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"logged_out"}"#).await;
+    assert_eq!(
+        (code, state_of(&body)),
+        (200, "logged_out".into()),
+        "{body}"
+    );
+    // Bad requests get a 4xx with a JSON error, never a change.
+    for (path, json, want) in [
+        ("/agents/nadie/state", r#"{"state":"available"}"#, 404),
+        ("/agents/ana/state", r#"{"state":"sleeping"}"#, 400),
+        ("/agents/ana/state", r#"{"state":"paused","reason":7}"#, 400),
+        ("/agents/ana/state", "not json", 400),
+    ] {
+        let (code, body) = http_post(http, path, json).await;
+        assert_eq!(code, want, "{path} {json}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert!(v["error"].is_string(), "{body}");
+    }
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("logged_out")
+    );
+    server.shutdown().await;
+}

@@ -67,11 +67,33 @@ pub fn peer_available(command: &str, arg: &str, package: &str) -> bool {
 
 /// GET a path from the server's HTTP listener (HTTP/1.0, no client crate).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, None).await
+}
+
+/// POST a JSON body.
+pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
+    http_request(addr, "POST", path, Some(json)).await
+}
+
+async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect http");
-    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let body = json
+        .map(|j| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+                j.len()
+            )
+        })
+        .unwrap_or_else(|| "\r\n".into());
+    let req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{body}");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
