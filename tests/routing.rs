@@ -178,6 +178,44 @@ async fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_phone_unregisters_mid_offer_loses_the_call_but_the_caller_keeps_its_place()
+{
+    let server = start_server().await;
+    let (phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Never).await;
+    wait_status(&server, "ana", "offered").await;
+    // The phone goes away while ringing (log off everywhere): the ringing
+    // leg is cancelled, Ana is logged out, the caller is back in the queue.
+    let client = SipClient::new(server.sip_addr).await;
+    let gone = client.unregister_all("ana", "ana-demo-1234").await;
+    assert_eq!(gone.status(), Some(200));
+    wait_until(WAIT, "CANCEL to the unregistered phone", || {
+        !phone.requests("CANCEL").is_empty()
+    })
+    .await;
+    wait_status(&server, "ana", "logged_out").await;
+    wait_metric(&server, "centralita_queue_waiting{queue=\"software\"}", 1.0).await;
+    // Ana comes back on another phone: the same caller rings there.
+    let second = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    wait_until(
+        Duration::from_secs(10),
+        "the caller rings on the new phone",
+        || !second.requests("INVITE").is_empty(),
+    )
+    .await;
+    wait_status(&server, "ana", "on_call").await;
+    assert_eq!(
+        phone.requests("INVITE").len(),
+        1,
+        "the old phone is not rung again"
+    );
+    drop(caller);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_timeout_cancels_the_offer_and_pauses_the_agent() {
     let server = start_server_tuned(
         |c| {

@@ -293,9 +293,36 @@ impl SipClient {
         expires: u32,
         algorithm: &str,
     ) -> (Msg, Msg) {
+        self.register_as(user, password, expires, algorithm, |b| b)
+            .await
+    }
+
+    /// Remove every binding of `user` (`Contact: *`, `Expires: 0`), as a
+    /// phone's "log off everywhere" does; the final response.
+    pub async fn unregister_all(&self, user: &str, password: &str) -> Msg {
+        let wildcard = |b: Vec<u8>| {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let contact = text
+                .lines()
+                .find(|l| l.starts_with("Contact:"))
+                .unwrap_or_default()
+                .to_string();
+            text.replace(&contact, "Contact: *").into_bytes()
+        };
+        self.register_as(user, password, 0, "MD5", wildcard).await.1
+    }
+
+    async fn register_as(
+        &self,
+        user: &str,
+        password: &str,
+        expires: u32,
+        algorithm: &str,
+        edit: impl Fn(Vec<u8>) -> Vec<u8>,
+    ) -> (Msg, Msg) {
         let cid = format!("reg-{user}-{}", rand_u64());
         let first = self
-            .transact(&self.register_bytes(user, &cid, 1, expires, None))
+            .transact(&edit(self.register_bytes(user, &cid, 1, expires, None)))
             .await
             .expect("answer to REGISTER");
         let challenge = first
@@ -310,7 +337,13 @@ impl SipClient {
         let uri = format!("sip:{}", self.server.ip());
         let authz = auth::authorization(&challenge, user, password, "REGISTER", &uri, 1);
         let second = self
-            .transact(&self.register_bytes(user, &cid, 2, expires, Some(&authz)))
+            .transact(&edit(self.register_bytes(
+                user,
+                &cid,
+                2,
+                expires,
+                Some(&authz),
+            )))
             .await
             .expect("answer to the authenticated REGISTER");
         (first, second)
