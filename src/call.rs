@@ -1010,16 +1010,29 @@ async fn drain_ivr(
                 queue,
                 number_field,
             } => {
-                tracing::info!(%queue, ?number_field, "callback requested (recorded when the ACD exists)");
                 ctx.metrics
                     .ivr_callback_requests
                     .with_label_values(&[&queue])
                     .inc();
-                let target = AgentTarget {
-                    contact: callback_contact(&player.caller),
-                    source: player.caller.source,
-                    over_tcp: false,
+                // A number the caller typed goes out through the trunk; else
+                // the caller is called back where its call came from.
+                let typed = number_field
+                    .as_ref()
+                    .and_then(|f| ivr.fields().get(f))
+                    .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+                let target = match (typed, ctx.config.callback_trunk()) {
+                    (Some(number), Some(trunk)) => AgentTarget {
+                        contact: trunk.uri_for(number),
+                        source: trunk.addr,
+                        over_tcp: false,
+                    },
+                    _ => AgentTarget {
+                        contact: callback_contact(&player.caller),
+                        source: player.caller.source,
+                        over_tcp: false,
+                    },
                 };
+                tracing::info!(%queue, contact = %target.contact, "callback requested");
                 let ticket = ivr.fields().get("ticket").cloned();
                 ctx.switchboard
                     .request_callback(player.id, &queue, 5, ticket, target);

@@ -66,6 +66,55 @@ pub struct AcdSection {
     pub no_answer_pause: String,
     #[serde(default = "default_callback_retries")]
     pub callback_retries: u32,
+    /// Seconds before a failed callback is tried again.
+    #[serde(default = "default_callback_retry_secs")]
+    pub callback_retry_secs: u32,
+    /// The gateway callbacks to a number the caller typed go out through:
+    /// `sip:IP[:PORT]` (UDP); the number becomes the user part.
+    #[serde(default)]
+    pub callback_trunk: Option<String>,
+}
+
+/// Where callbacks to typed numbers are sent (over UDP: centralita opens
+/// no TCP connections of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trunk {
+    pub addr: SocketAddr,
+}
+
+impl Trunk {
+    /// `sip:IP[:PORT][;transport=udp]`, an IP address (never a name to
+    /// resolve); the port defaults to 5060.
+    pub fn parse(uri: &str) -> Result<Trunk, String> {
+        let expected = || format!("expected sip:IP[:PORT] (UDP), got {uri:?}");
+        let rest = uri.strip_prefix("sip:").ok_or_else(expected)?;
+        let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
+        if hostport.contains('@') {
+            return Err(format!(
+                "{}: the typed number becomes the user part; give no user",
+                expected()
+            ));
+        }
+        let addr = hostport
+            .parse::<SocketAddr>()
+            .or_else(|_| {
+                hostport
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 5060))
+            })
+            .map_err(|_| format!("{}: the host must be an IP address", expected()))?;
+        match params.to_ascii_lowercase().as_str() {
+            "" | "transport=udp" => Ok(Trunk { addr }),
+            _ => Err(expected()),
+        }
+    }
+
+    /// The Request-URI that calls `number` through this trunk.
+    pub fn uri_for(&self, number: &str) -> String {
+        format!("sip:{number}@{}", self.addr)
+    }
 }
 
 impl Default for AcdSection {
@@ -75,6 +124,8 @@ impl Default for AcdSection {
             reserve: 0,
             no_answer_pause: default_no_answer_reason(),
             callback_retries: default_callback_retries(),
+            callback_retry_secs: default_callback_retry_secs(),
+            callback_trunk: None,
         }
     }
 }
@@ -334,6 +385,9 @@ fn default_no_answer_reason() -> String {
 fn default_callback_retries() -> u32 {
     2
 }
+fn default_callback_retry_secs() -> u32 {
+    60
+}
 fn default_strategy() -> String {
     "longest_idle".into()
 }
@@ -496,6 +550,14 @@ impl RuntimeConfig {
             .iter()
             .find(|(_, a)| a.sip_user == sip_user)
             .map(|(id, a)| (id.as_str(), a))
+    }
+
+    /// The gateway for callbacks to typed numbers (validated at load).
+    pub fn callback_trunk(&self) -> Option<Trunk> {
+        self.acd
+            .callback_trunk
+            .as_deref()
+            .and_then(|t| Trunk::parse(t).ok())
     }
 
     /// The queue dialed directly as `number`.
@@ -758,6 +820,15 @@ fn validate_queues(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
             "expected fewer reserved lines than acd.lines".into(),
         );
     }
+    if !(1..=86_400).contains(&f.acd.callback_retry_secs) {
+        err("acd.callback_retry_secs", "expected 1..=86400".into());
+    }
+    if f.acd.callback_retries > 10 {
+        err("acd.callback_retries", "expected 0..=10".into());
+    }
+    if let Some(Err(e)) = f.acd.callback_trunk.as_deref().map(Trunk::parse) {
+        err("acd.callback_trunk", e);
+    }
 }
 
 /// Agents, the registrar and feature codes: unique SIP users, sane levels
@@ -956,6 +1027,30 @@ mod tests {
         assert_eq!(cfg.transfer_target("303"), a("carmen"));
         assert_eq!(cfg.transfer_target("999"), None);
         assert_eq!(cfg.queue_by_number("200"), Some("general"));
+    }
+
+    #[test]
+    fn the_callback_trunk_is_an_ip_address_never_a_name() {
+        let t = Trunk::parse("sip:127.0.0.1:5080").expect("valid");
+        assert_eq!(t.uri_for("600123456"), "sip:600123456@127.0.0.1:5080");
+        let t = Trunk::parse("sip:192.0.2.7;transport=udp").expect("valid");
+        assert_eq!(t.addr.port(), 5060);
+        let t = Trunk::parse("sip:[::1]:5070").expect("valid");
+        assert_eq!(t.uri_for("1"), "sip:1@[::1]:5070");
+        for bad in [
+            "sip:gateway.example.com",
+            "127.0.0.1:5080",
+            "sip:trunk@127.0.0.1",
+            "sip:127.0.0.1;transport=tcp",
+        ] {
+            assert!(Trunk::parse(bad).is_err(), "{bad}");
+        }
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[acd]\ncallback_trunk = \"sip:gw.example\"\ncallback_retry_secs = 0\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"acd.callback_trunk"), "{errs:?}");
+        assert!(keys.contains(&"acd.callback_retry_secs"), "{errs:?}");
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
             ));
         }
     }
+    if config.callback_trunk().is_none() {
+        for menu in ivr.typed_callback_menus() {
+            problems.push(format!(
+                "{}: acd.callback_trunk: menu {menu:?} calls back a number the caller types, which needs a trunk (e.g. callback_trunk = \"sip:192.0.2.1:5060\")",
+                config.config_file.display()
+            ));
+        }
+    }
     // The IVR's prompts, the agents' feature-code prompts, and the spoken
     // numbers 0-99 that queue announcements use, in every language.
     let feature_ivr = crate::call::feature_script(&config)?;

@@ -290,6 +290,9 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
         reserve: config.acd.reserve,
         no_answer_pause: Some(config.acd.no_answer_pause.clone()),
         callback_retries: config.acd.callback_retries,
+        callback_retry_delay: std::time::Duration::from_secs(u64::from(
+            config.acd.callback_retry_secs,
+        )),
         ..AcdConfig::default()
     }
 }

@@ -94,6 +94,35 @@ fn check_config_reports_every_problem_with_file_and_key() {
         stderr.contains("centralita.toml: media.rtp_ports"),
         "{stderr}"
     );
+
+    // A callback to a typed number needs a trunk to call out through.
+    std::fs::write(
+        dir.join("ivr/main.toml"),
+        "[menu.entrada]\nprompts = [\"main_menu\"]\nfallback = { action = \"hangup\" }\n[menu.entrada.options.8]\naction = \"collect\"\nfield = \"phone\"\nmax_length = 12\nnext = { action = \"callback\", queue = \"general\", number_field = \"phone\" }\n",
+    )
+    .expect("write ivr");
+    let with_queue = format!("{config}[queues.general]\n");
+    std::fs::write(dir.join("centralita.toml"), &with_queue).expect("write");
+    let stderr = check_config_fails(&dir.join("centralita.toml"));
+    assert!(
+        stderr.contains("acd.callback_trunk") && stderr.contains("entrada"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.join("centralita.toml"),
+        format!("{with_queue}[acd]\ncallback_trunk = \"sip:127.0.0.1:5080\"\n"),
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(dir.join("centralita.toml"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -44,8 +44,19 @@ async fn run_sipp(
     extra: &[&str],
     limit: Duration,
 ) -> (bool, String) {
+    run_sipp_on(server, free_udp_port(), scenario, extra, limit).await
+}
+
+/// As [`run_sipp`], with SIPp's SIP on `port`.
+async fn run_sipp_on(
+    server: std::net::SocketAddr,
+    port: u16,
+    scenario: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> (bool, String) {
     let scenario = format!("{}/tests/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
-    let port = free_udp_port().to_string();
+    let port = port.to_string();
     let mport = free_media_port().to_string();
     let dir = std::env::temp_dir().join(format!("centralita-sipp-{}", rand_u64()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
@@ -169,5 +180,131 @@ async fn sipp_rfc2833_pcap_digits_reach_the_chosen_menu() {
         1.0,
         "digit 3 chose the network queue"
     );
+    server.shutdown().await;
+}
+
+/// The desk's IVR with one more option: 8, type the number to be called
+/// back on, then #.
+const TYPED_CALLBACK_IVR: &str = r#"
+[menu.idioma]
+prompts = ["main_menu"]
+timeout_ms = 10000
+max_retries = 1
+fallback = { action = "hangup" }
+
+[menu.idioma.options.8]
+action = "collect"
+field = "phone"
+prompts = ["ticket_prompt"]
+max_length = 15
+next = { action = "callback", queue = "general", number_field = "phone", prompt = "callback_confirm", goodbye = "goodbye" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_to_a_typed_number_goes_out_through_the_trunk_to_a_sipp_gateway() {
+    if !sipp_available() {
+        return;
+    }
+    use common::phone::AgentPhone;
+    use std::sync::Arc;
+    // The gateway: SIPp on loopback, answering one call and echoing its RTP.
+    let gw_port = free_udp_port();
+    let server = start_server_loaded(
+        |l| {
+            l.config.acd.callback_trunk = Some(format!("sip:127.0.0.1:{gw_port}"));
+            l.ivr = Arc::new(
+                centralita::ivr::IvrScript::load_sources([(
+                    std::path::Path::new("typed-callback.toml"),
+                    TYPED_CALLBACK_IVR,
+                )])
+                .expect("test IVR loads"),
+            );
+        },
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
+    let sip = server.sip_addr;
+    let gateway = tokio::spawn(async move {
+        run_sipp_on(
+            sip,
+            gw_port,
+            "gateway_uas.xml",
+            &["-m", "1", "-rtp_echo"],
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    wait_until(Duration::from_secs(10), "SIPp listens", || {
+        std::net::UdpSocket::bind(("127.0.0.1", gw_port)).is_err()
+    })
+    .await;
+
+    // The caller presses 8, types 600123456#, hears the confirmation and is
+    // hung up on: its place is kept.
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut caller, _) = Call::place(client, "soporte", "0 101").await;
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('8').await;
+    for d in "600123456#".chars() {
+        caller.send_rfc4733(d).await;
+    }
+    assert!(
+        caller.expect_bye(Duration::from_secs(30)).await,
+        "hung up after the confirmation"
+    );
+    wait_metric(
+        &server,
+        "centralita_queue_callbacks_pending{queue=\"general\"}",
+        1.0,
+    )
+    .await;
+
+    // Ana gets ready: her phone rings first, then the gateway gets the
+    // INVITE for the typed number (SIPp fails the call otherwise).
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    wait_status(&server, "ana", "on_call").await;
+    // Bridged through the gateway: Ana's voice goes out and comes back
+    // (SIPp echoes it), so audio crosses the trunk leg both ways.
+    let voice = tone(700.0, 50);
+    let echoed = |phone: &AgentPhone| phone.rtp_packets().iter().any(|p| p.payload == voice[20]);
+    let mut heard = false;
+    for _ in 0..3 {
+        phone.send_audio(&voice).await;
+        if echoed(&phone) {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "Ana hears herself through the gateway's echo");
+    let text = server.metrics.render();
+    assert!(
+        metric(
+            &text,
+            "centralita_rtp_packets_relayed_total{direction=\"caller_to_agent\"}"
+        ) >= 20.0
+    );
+    assert!(
+        metric(
+            &text,
+            "centralita_rtp_packets_relayed_total{direction=\"agent_to_caller\"}"
+        ) >= 20.0
+    );
+    // Ana hangs up: centralita sends the gateway its BYE; SIPp's one call
+    // completes; the callback is counted.
+    phone.hang_up().await;
+    let (ok, out) = tokio::time::timeout(Duration::from_secs(60), gateway)
+        .await
+        .expect("SIPp finishes")
+        .expect("join");
+    assert!(ok, "the gateway's call failed:\n{}", last_lines(&out, 40));
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"called_back\",queue=\"general\"}",
+        1.0,
+    )
+    .await;
     server.shutdown().await;
 }

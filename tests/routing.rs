@@ -448,3 +448,91 @@ async fn a_callback_keeps_the_place_then_rings_the_agent_and_then_the_customer()
     wait_status(&server, "ana", "wrap_up").await;
     server.shutdown().await;
 }
+
+/// Answer an INVITE the test client received: `status` (e.g. "486 Busy
+/// Here"), with `sdp` when given.
+async fn respond(client: &SipClient, invite: &Msg, status: &str, sdp: Option<&str>) {
+    let mut r = format!("SIP/2.0 {status}\r\n");
+    for (k, v) in &invite.headers {
+        match k.as_str() {
+            "via" | "from" | "call-id" | "cseq" => r.push_str(&format!("{k}: {v}\r\n")),
+            "to" => r.push_str(&format!("to: {v};tag=customer1\r\n")),
+            _ => {}
+        }
+    }
+    let body = sdp.unwrap_or_default();
+    if sdp.is_some() {
+        r.push_str("Content-Type: application/sdp\r\n");
+    }
+    r.push_str(&format!(
+        "Contact: <sip:caller@{}>\r\nContent-Length: {}\r\n\r\n{body}",
+        client.local,
+        body.len()
+    ));
+    client.send(r.as_bytes()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_callback_is_retried_then_given_up_and_the_agent_is_not_stuck() {
+    let server = start_server_tuned(
+        |c| {
+            c.acd.callback_retries = 1;
+            c.acd.callback_retry_secs = 1;
+        },
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut caller, _) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    caller.send_rfc4733('9').await;
+    assert!(caller.expect_bye(Duration::from_secs(30)).await);
+    drop(caller);
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    // Two attempts: each rings Ana first, then the customer, who is busy.
+    let mut seen: Vec<String> = Vec::new();
+    for attempt in 1..=2 {
+        let invite = client
+            .wait_for(Duration::from_secs(10), |m| {
+                m.method() == Some("INVITE")
+                    && !seen.iter().any(|c| m.header("call-id") == Some(c.as_str()))
+            })
+            .await
+            .unwrap_or_else(|| panic!("callback attempt {attempt} reaches the customer"));
+        assert_eq!(phone.requests("INVITE").len(), attempt, "Ana rang first");
+        seen.push(invite.header("call-id").unwrap_or_default().to_string());
+        respond(&client, &invite, "486 Busy Here", None).await;
+        wait_until(WAIT, "BYE to Ana's leg after the customer refused", || {
+            phone.requests("BYE").len() >= attempt
+        })
+        .await;
+    }
+    wait_metric(
+        &server,
+        "centralita_queue_calls_total{outcome=\"callback_gave_up\",queue=\"general\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        scrape(
+            &server,
+            "centralita_queue_callbacks_pending{queue=\"general\"}"
+        )
+        .await,
+        0.0
+    );
+    // No third attempt, and Ana is free for the next caller.
+    wait_status(&server, "ana", "available").await;
+    assert_eq!(phone.requests("INVITE").len(), 2);
+    server.shutdown().await;
+}

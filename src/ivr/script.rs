@@ -419,6 +419,32 @@ impl IvrScript {
         out
     }
 
+    /// Menus with a callback to a number the caller types (`number_field`):
+    /// they need a trunk to call out through.
+    pub fn typed_callback_menus(&self) -> BTreeSet<String> {
+        fn typed(a: &Action) -> bool {
+            match a {
+                Action::Callback { number_field, .. } => number_field.is_some(),
+                Action::Play { next, .. } => typed(next),
+                Action::Collect(c) => typed(&c.next) || c.fallback.as_ref().is_some_and(typed),
+                Action::Queue { .. }
+                | Action::Menu { .. }
+                | Action::Language { .. }
+                | Action::Hangup { .. } => false,
+            }
+        }
+        self.menus
+            .iter()
+            .filter(|(_, m)| {
+                m.options
+                    .values()
+                    .chain(std::iter::once(&m.fallback))
+                    .any(typed)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     pub fn menu_names(&self) -> BTreeSet<String> {
         self.menus.keys().cloned().collect()
     }

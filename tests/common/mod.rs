@@ -31,6 +31,14 @@ pub async fn start_server_tuned(
     tune: impl FnOnce(&mut centralita::config::RuntimeConfig),
     opts: ServerOptions,
 ) -> Server {
+    start_server_loaded(|l| tune(&mut l.config), opts).await
+}
+
+/// Start with a change to everything loaded (configuration, IVR script).
+pub async fn start_server_loaded(
+    tune: impl FnOnce(&mut centralita::server::Loaded),
+    opts: ServerOptions,
+) -> Server {
     let config = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/centralita.toml"
@@ -42,7 +50,7 @@ pub async fn start_server_tuned(
         data_dir: Some(std::env::temp_dir().join("centralita-test-data")),
     };
     let mut loaded = load_all(config, &ov).unwrap_or_else(|p| panic!("config loads: {p:?}"));
-    tune(&mut loaded.config);
+    tune(&mut loaded);
     Server::start(loaded, opts).await.expect("server starts")
 }
 
