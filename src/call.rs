@@ -120,7 +120,7 @@ pub struct CallContext {
     /// The HTTP listener's address (for Call-Info links), once bound.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// External lines taken by callers now.
-    lines_in_use: AtomicU64,
+    lines_in_use: Arc<AtomicU64>,
     next_id: AtomicU64,
 }
 
@@ -136,6 +136,7 @@ impl CallContext {
         ports: Arc<PortPool>,
         metrics: Metrics,
         shutdown: CancellationToken,
+        lines_in_use: Arc<AtomicU64>,
     ) -> Arc<Self> {
         let hold_music = prompts.get_extra("hold_music");
         Arc::new(CallContext {
@@ -151,11 +152,27 @@ impl CallContext {
             shutdown,
             tracker: tokio_util::task::TaskTracker::new(),
             sip: std::sync::OnceLock::new(),
-            lines_in_use: AtomicU64::new(0),
+            lines_in_use,
             live: Arc::new(crate::live::LiveCalls::default()),
             http_addr: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// One more external line in use (a caller, a callback's customer leg);
+    /// the count afterwards.
+    fn take_line(&self) -> u64 {
+        let n = self.lines_in_use.fetch_add(1, Ordering::SeqCst) + 1;
+        self.metrics.lines_in_use.set(n as i64);
+        n
+    }
+
+    fn drop_line(&self) {
+        let n = self
+            .lines_in_use
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        self.metrics.lines_in_use.set(n as i64);
     }
 
     fn prompt(&self, lang: &str, name: &str) -> Option<Arc<Prompt>> {
@@ -181,16 +198,13 @@ impl CallHandler for Calls {
         // When only reserved lines are left, the call is refused 486.
         let line = if call.agent.is_none() {
             let usable = u64::from(ctx.config.acd.lines.saturating_sub(ctx.config.acd.reserve));
-            if ctx.lines_in_use.fetch_add(1, Ordering::SeqCst) >= usable {
-                ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+            if ctx.take_line() > usable {
+                ctx.drop_line();
                 tracing::info!(call_id = %call.call_id, "no free line: 486");
                 leg.reject(486);
                 ctx.metrics.call_ended(CallOutcome::Blocked);
                 return;
             }
-            ctx.metrics
-                .lines_in_use
-                .set(ctx.lines_in_use.load(Ordering::SeqCst) as i64);
             true
         } else {
             false
@@ -202,10 +216,7 @@ impl CallHandler for Calls {
                 ctx.metrics.calls_active.inc();
                 let outcome = run_call(&ctx, id, call, leg, events).await;
                 if line {
-                    ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
-                    ctx.metrics
-                        .lines_in_use
-                        .set(ctx.lines_in_use.load(Ordering::SeqCst) as i64);
+                    ctx.drop_line();
                 }
                 ctx.metrics.calls_active.dec();
                 ctx.metrics.call_ended(outcome);
@@ -1251,7 +1262,7 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
     ours.media_lines.clear();
     ours.direction = sdp::Direction::SendRecv;
     let offer = sdp::build_answer(customer_ip, customer_port.port, &ours, id ^ 0x6362_6375);
-    ctx.lines_in_use.fetch_add(1, Ordering::SeqCst);
+    ctx.take_line();
     let (customer_legs, mut customer_events) =
         ring(&sip, &[job.customer.clone()], &offer, &headers, customer_ip);
     let answered = first_answer(ctx, &customer_legs, &mut customer_events, &mut job.cancel).await;
@@ -1274,7 +1285,7 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
     else {
         hang_up_all(&customer_legs).await;
         agent_leg.hangup().await;
-        ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+        ctx.drop_line();
         ctx.switchboard.callback_result(id, false);
         return;
     };
@@ -1298,6 +1309,6 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
     }
     agent_leg.hangup().await;
     customer_leg.hangup().await;
-    ctx.lines_in_use.fetch_sub(1, Ordering::SeqCst);
+    ctx.drop_line();
     ctx.switchboard.caller_gone(id);
 }

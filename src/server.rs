@@ -138,6 +138,8 @@ impl Server {
         );
         let (accounts, presence) = Accounts::new(&config, metrics.clone());
         let (callbacks_tx, callbacks_rx) = tokio::sync::mpsc::unbounded_channel();
+        // External lines in use: counted by the calls, read by the ACD.
+        let trunk_lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let switchboard = Switchboard::start(
             acd_config(&config),
             Arc::clone(&accounts),
@@ -145,6 +147,7 @@ impl Server {
             metrics.clone(),
             presence,
             cancel.clone(),
+            Arc::clone(&trunk_lines),
         )
         .map_err(|e| {
             anyhow::anyhow!(
@@ -162,6 +165,7 @@ impl Server {
             ports,
             metrics.clone(),
             cancel.child_token(),
+            trunk_lines,
         );
         let stack_opts = StackOptions {
             advertise: config.advertise,

@@ -307,6 +307,7 @@ impl Switchboard {
         metrics: Metrics,
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
+        trunk_lines: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Switchboard, String> {
         let agent_ids = config.agents.iter().map(|a| a.id.clone()).collect();
         let queue_names = config.queues.iter().map(|q| q.name.clone()).collect();
@@ -322,6 +323,7 @@ impl Switchboard {
             presence,
             metrics,
             cancel,
+            trunk_lines,
         ));
         Ok(Switchboard { tx })
     }
@@ -456,6 +458,7 @@ async fn run(
     mut presence: mpsc::UnboundedReceiver<Presence>,
     metrics: Metrics,
     cancel: CancellationToken,
+    trunk_lines: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let agents: Vec<String> = agent_ids;
     let queues: Vec<String> = queue_names;
@@ -466,6 +469,11 @@ async fn run(
         cancels: HashMap::new(),
     };
     publish(&acd, &agents, &queues, &metrics);
+    // Lines the whole controller uses (callers in the IVR too), read when
+    // each event is handled: a due callback waits while only reserved lines
+    // are free.
+    let trunk =
+        || u32::try_from(trunk_lines.load(std::sync::atomic::Ordering::SeqCst)).unwrap_or(u32::MAX);
     loop {
         let deadline = acd.poll_timeout();
         let sleep = async {
@@ -476,8 +484,11 @@ async fn run(
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = sleep => acd.handle_timeout(Instant::now()),
-            req = requests.recv() => match req {
+            _ = sleep => {
+                acd.set_trunk_lines_in_use(trunk());
+                acd.handle_timeout(Instant::now());
+            }
+            req = requests.recv() => { acd.set_trunk_lines_in_use(trunk()); match req {
                 None => return,
                 Some(Request::Feature { agent, feature, reason, need_phone, reply }) => {
                     let now = Instant::now();
@@ -556,7 +567,7 @@ async fn run(
                 Some(Request::Status { agent, reply }) => {
                     let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
                 }
-            },
+            }},
             p = presence.recv() => match p {
                 Some(Presence::Unreachable { agent }) => {
                     tracing::info!(%agent, "agent unreachable: logged out");

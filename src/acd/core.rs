@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+/// How often a due callback that waits for a free line looks again.
+const LINE_RECHECK: Duration = Duration::from_secs(1);
+
 use super::agent::{self, Agent, AgentState, CmdEffect, Pending};
 use super::config::{AcdConfig, AcdConfigError, Fallback, Strategy};
 use super::queue::{Fb, Queue, QueueStats, WaitKey};
@@ -114,6 +117,10 @@ pub struct Acd {
     lines: u32,
     reserve: u32,
     lines_in_use: u32,
+    /// The whole trunk's use, as the driver last reported it.
+    trunk_in_use: u32,
+    /// A due callback waits for a line: look again at this time.
+    line_recheck: Option<Instant>,
     tail: i64,
     head: i64,
     available_total: u32,
@@ -223,6 +230,8 @@ impl Acd {
             lines: config.lines,
             reserve: config.reserve,
             lines_in_use: 0,
+            trunk_in_use: 0,
+            line_recheck: None,
             tail: 0,
             head: 0,
             available_total: 0,
@@ -264,6 +273,9 @@ impl Acd {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.line_recheck.is_some_and(|r| r <= now) {
+            self.line_recheck = None;
+        }
         while let Some((&key, &timer)) = self.timers.first_key_value() {
             if key.0 > now {
                 break;
@@ -294,7 +306,11 @@ impl Acd {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.keys().next().map(|k| k.0)
+        let timer = self.timers.keys().next().map(|k| k.0);
+        match (timer, self.line_recheck) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        }
     }
 
     pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
@@ -418,8 +434,19 @@ impl Acd {
             .map_or_else(String::new, |x| x.cfg.name.clone())
     }
 
+    /// A line for a callback: neither the calls the ACD holds nor the whole
+    /// trunk's use (callers still in the IVR included) reaches the reserve.
     fn line_free(&self) -> bool {
-        self.lines_in_use.saturating_add(self.reserve) < self.lines
+        self.lines_in_use
+            .max(self.trunk_in_use)
+            .saturating_add(self.reserve)
+            < self.lines
+    }
+
+    /// The trunk's lines in use by the whole controller (the driver counts
+    /// every external leg, including callers the ACD does not hold yet).
+    pub fn set_trunk_lines_in_use(&mut self, n: u32) {
+        self.trunk_in_use = n;
     }
 
     fn take_line(&mut self, c: CallId) {
@@ -832,7 +859,13 @@ impl Acd {
                 continue;
             }
             if let Some(cb) = &call.callback {
-                if cb.not_before.is_some_and(|t| t > now) || !self.line_free() {
+                if cb.not_before.is_some_and(|t| t > now) {
+                    continue;
+                }
+                if !self.line_free() {
+                    // Lines free up without telling the ACD (an IVR caller
+                    // hangs up): look again shortly.
+                    self.line_recheck = now.checked_add(LINE_RECHECK);
                     continue;
                 }
             }

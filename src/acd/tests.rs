@@ -640,6 +640,31 @@ fn callback_waits_for_a_free_line() {
 }
 
 #[test]
+fn callback_waits_while_the_trunk_is_full_of_callers_the_acd_does_not_hold() {
+    let mut c = cfg(vec![ag("a1")], vec![sales()]);
+    c.lines = 3;
+    c.reserve = 1;
+    let mut h = H::new(c);
+    h.arrive(1, "support", 0);
+    h.ev(AcdEvent::RequestCallback {
+        call: CallId(1),
+        number: None,
+    });
+    h.take();
+    // Two callers are in the IVR: the usable lines are taken.
+    h.acd.set_trunk_lines_in_use(2);
+    h.login("a1");
+    assert!(h.offers().is_empty(), "the callback waits for a line");
+    h.at(5);
+    assert!(h.offers().is_empty(), "still no line");
+    // One of them hangs up: the callback goes ahead at the next look.
+    h.acd.set_trunk_lines_in_use(1);
+    h.at(7);
+    assert_eq!(h.offers(), vec![offer(1, "a1")]);
+    assert_eq!(h.acd.poll_timeout().map(|t| t > h.now), Some(true));
+}
+
+#[test]
 fn callback_retried_then_given_up() {
     let mut c = cfg(vec![ag("a1")], vec![sales()]);
     c.callback_retries = 1;
