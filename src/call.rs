@@ -467,7 +467,11 @@ async fn run_answered(
                 Some(LegEvent::Info { content_type, body, reply }) => match parse_info_body(&content_type, &body) {
                     Ok(digit) => {
                         reply.reply(200).await;
-                        on_digit(ctx, &mut ivr, digit, DigitSource::Info);
+                        match (&bridge, media.as_ref()) {
+                            // Talking to an agent: the key goes on to the agent.
+                            (Some(_), Some(m)) => m.send_digit(digit),
+                            _ => on_digit(ctx, &mut ivr, digit, DigitSource::Info),
+                        }
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "INFO refused");

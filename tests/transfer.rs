@@ -67,10 +67,21 @@ async fn keys_pass_both_ways_but_the_agents_transfer_code_never_reaches_the_call
     );
     assert_eq!(software, 0.0, "the caller went straight to the queue");
 
-    // The caller's 7 reaches the agent as it was sent.
+    // The caller's 7 reaches the agent as it was sent; a 3 sent by SIP INFO
+    // reaches the agent as an RFC 4733 event.
     caller.send_rfc4733('7').await;
     wait_until(WAIT, "the agent hears the caller's 7", || {
         presses(&ana.rtp_packets(), 101) == vec![7]
+    })
+    .await;
+    assert_eq!(
+        caller
+            .info("application/dtmf-relay", "Signal=3\r\nDuration=160\r\n")
+            .await,
+        Some(200)
+    );
+    wait_until(WAIT, "the agent hears the caller's 3", || {
+        presses(&ana.rtp_packets(), 101) == vec![7, 3]
     })
     .await;
 

@@ -158,7 +158,9 @@ impl MediaSession {
                 socket: Arc::clone(&b.socket),
                 peer: Arc::clone(&b.effective_peer),
                 direction: a_to_b,
-                state: RelayState::plain(),
+                // Nothing of `a`'s is withheld; keys `a` signals otherwise
+                // (SIP INFO) can be sent on to `b` as events.
+                state: RelayState::taking_keys(None, b.dtmf_pt),
             });
         }
         if let Ok(mut f) = b.forward.lock() {
@@ -198,8 +200,9 @@ impl MediaSession {
         Ok(())
     }
 
-    /// Send one key on to the leg this one is bridged to (a key withheld by
-    /// [`MediaSession::bridge`]'s `b_keys` that is not a feature code).
+    /// Send one key on to the leg this one is bridged to, as RFC 4733
+    /// events: a key withheld by [`MediaSession::bridge`]'s `b_keys` that is
+    /// not a feature code, or one this leg's peer sent by SIP INFO.
     pub fn send_digit(&self, digit: char) {
         let Ok(mut guard) = self.forward.lock() else {
             return;
