@@ -10,17 +10,6 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Register `user`'s phone and make the agent ready with the feature code.
-async fn ready_agent(server: &centralita::server::Server, user: &str) -> AgentPhone {
-    let password = format!("{user}-demo-1234");
-    let phone = AgentPhone::register(server.sip_addr, user, &password).await;
-    let desk = Arc::new(SipClient::new(server.sip_addr).await);
-    let (ready, _) = Call::place_as_agent(desk, "*11", user, &password).await;
-    assert!(ready.expect_bye(Duration::from_secs(10)).await);
-    wait_status(server, user, "available").await;
-    phone
-}
-
 /// A caller that dials `number` (a queue's own number) and is put through
 /// to `phone`, which answers.
 async fn caller_put_through(
@@ -58,7 +47,7 @@ fn presses(pkts: &[RtpIn], pt: u8) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_pass_both_ways_but_the_agents_transfer_code_never_reaches_the_caller() {
     let server = start_server().await;
-    let ana = ready_agent(&server, "ana").await;
+    let ana = AgentPhone::ready(&server, "ana").await;
     // 201 is the software queue's own number: no IVR menu.
     let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
     let software = metric(
@@ -167,7 +156,7 @@ async fn keys_pass_both_ways_but_the_agents_transfer_code_never_reaches_the_call
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_transfer_target_keeps_the_call_and_star_cancels() {
     let server = start_server().await;
-    let ana = ready_agent(&server, "ana").await;
+    let ana = AgentPhone::ready(&server, "ana").await;
     let caller = caller_put_through(&server, "201", &ana, "ana").await;
     for k in "##999#".chars() {
         ana.send_rfc4733(k).await;
@@ -207,14 +196,14 @@ async fn an_unknown_transfer_target_keeps_the_call_and_star_cancels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_sends_the_caller_to_another_agent_by_extension_and_by_refer() {
     let server = start_server().await;
-    let ana = ready_agent(&server, "ana").await;
+    let ana = AgentPhone::ready(&server, "ana").await;
     let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
     let ticket = ana.requests("INVITE")[0]
         .header("x-centralita-ticket")
         .unwrap_or_default()
         .to_string();
     // Carmen (extension 303) gets ready while Ana talks; Ana types ##303#.
-    let carmen = ready_agent(&server, "carmen").await;
+    let carmen = AgentPhone::ready(&server, "carmen").await;
     for k in "##303#".chars() {
         ana.send_rfc4733(k).await;
     }

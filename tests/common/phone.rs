@@ -112,6 +112,18 @@ impl AgentPhone {
         }
     }
 
+    /// Register `user`'s phone (password `<user>-demo-1234`, the shipped
+    /// demo agents') and make the agent ready with the feature code.
+    pub async fn ready(server: &centralita::server::Server, user: &str) -> AgentPhone {
+        let password = format!("{user}-demo-1234");
+        let phone = AgentPhone::register(server.sip_addr, user, &password).await;
+        let desk = Arc::new(super::SipClient::new(server.sip_addr).await);
+        let (ready, _) = super::Call::place_as_agent(desk, "*11", user, &password).await;
+        assert!(ready.expect_bye(Duration::from_secs(10)).await);
+        super::wait_status(server, user, "available").await;
+        phone
+    }
+
     /// BYE the call the controller put through to this phone (the phone's
     /// side of the last INVITE's dialog).
     pub async fn hang_up(&self) {
