@@ -59,6 +59,8 @@ pub struct MediaSession {
     pub codec: Codec,
     /// The peer's telephone-event payload type, if it has one.
     pub dtmf_pt: Option<u8>,
+    /// The relay counters, by direction.
+    relayed: prometheus::IntCounterVec,
 }
 
 impl MediaSession {
@@ -111,6 +113,7 @@ impl MediaSession {
             local_port: setup.port.port,
             codec: setup.codec,
             dtmf_pt: setup.dtmf_pt,
+            relayed: metrics.rtp_packets_relayed.clone(),
             _port: setup.port,
         })
     }
@@ -157,7 +160,7 @@ impl MediaSession {
             *f = Some(Forward {
                 socket: Arc::clone(&b.socket),
                 peer: Arc::clone(&b.effective_peer),
-                direction: a_to_b,
+                relayed: a.relayed.with_label_values(&[a_to_b]),
                 // Nothing of `a`'s is withheld; keys `a` signals otherwise
                 // (SIP INFO) can be sent on to `b` as events.
                 state: RelayState::taking_keys(None, b.dtmf_pt),
@@ -167,7 +170,7 @@ impl MediaSession {
             *f = Some(Forward {
                 socket: Arc::clone(&a.socket),
                 peer: Arc::clone(&a.effective_peer),
-                direction: b_to_a,
+                relayed: b.relayed.with_label_values(&[b_to_a]),
                 state: if b_keys {
                     RelayState::taking_keys(b.dtmf_pt, a.dtmf_pt)
                 } else {
@@ -242,7 +245,8 @@ impl Drop for MediaSession {
 struct Forward {
     socket: Arc<std::net::UdpSocket>,
     peer: Arc<Mutex<SocketAddr>>,
-    direction: &'static str,
+    /// This direction's relay counter (looked up once, not per packet).
+    relayed: prometheus::IntCounter,
     state: RelayState,
 }
 
@@ -294,10 +298,7 @@ impl Receiver {
             .map(|p| *p)
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         if !peer.ip().is_unspecified() && f.socket.send_to(packet, peer).is_ok() {
-            self.metrics
-                .rtp_packets_relayed
-                .with_label_values(&[f.direction])
-                .inc();
+            f.relayed.inc();
         }
         Relayed::Sent
     }
