@@ -11,6 +11,7 @@
 # histogram quantiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 
 mode=${1:?usage: scripts/load.sh rate RATE [SECONDS] | concurrent CALLS [HOLD]}
 arg=${2:?missing RATE or CALLS}
@@ -34,14 +35,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # and a trunk as large as the load.
 sed -e "s#\"\.\./#\"$PWD/#" -e 's/^rtp_timeout_secs = .*/rtp_timeout_secs = 300/' \
   -e 's/^lines = .*/lines = 100000/' config/centralita.toml >"$work/centralita.toml"
-RUST_LOG=warn "$bin" --config "$work/centralita.toml" --sip-listen "$sip" --http-listen "$http" \
-  --rtp-ports 20000-39999 --data-dir "$work/data" 2>"$work/server.log" &
-pids+=($!)
-server_pid=$!
-for _ in $(seq 100); do
-  curl -sf "http://$http/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_server "$bin" "$work" "$sip" "$http"
 
 idle_rss=$(ps -o rss= -p "$server_pid" | tr -d ' ')
 scenario=$PWD/tests/sipp/uac_prompt.xml

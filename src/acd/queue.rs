@@ -87,6 +87,9 @@ pub(crate) struct Queue {
     aht_cap: usize,
     initial_aht: Duration,
     answered: VecDeque<(Instant, bool)>,
+    /// How many of `answered` were within the target (kept with the deque,
+    /// so the window is counted without walking it).
+    answered_within: u32,
     abandoned: VecDeque<Instant>,
     pub abandoned_total: u64,
 }
@@ -130,6 +133,7 @@ impl Queue {
             aht_cap,
             initial_aht,
             answered: VecDeque::new(),
+            answered_within: 0,
             abandoned: VecDeque::new(),
             abandoned_total: 0,
         }
@@ -218,7 +222,9 @@ impl Queue {
             .front()
             .is_some_and(|(t, _)| now.saturating_duration_since(*t) > w)
         {
-            self.answered.pop_front();
+            if let Some((_, true)) = self.answered.pop_front() {
+                self.answered_within = self.answered_within.saturating_sub(1);
+            }
         }
         while self
             .abandoned
@@ -231,8 +237,9 @@ impl Queue {
 
     pub fn record_answer(&mut self, now: Instant, waited: Duration) {
         self.prune(now);
-        self.answered
-            .push_back((now, waited <= self.cfg.service_level_target));
+        let ok = waited <= self.cfg.service_level_target;
+        self.answered.push_back((now, ok));
+        self.answered_within += u32::from(ok);
     }
 
     pub fn record_abandon(&mut self, now: Instant) {
@@ -242,19 +249,24 @@ impl Queue {
     }
 
     /// Answered / within-target / abandoned in the window ending at `now`.
+    /// The deques are in time order and pruned on every record, so only the
+    /// entries that expired since then (a prefix) are walked: this runs on
+    /// every ACD event and must not cost the window's length.
     pub fn window(&self, now: Instant) -> (u32, u32, u32) {
         let w = self.cfg.stats_window;
-        let inside = |t: &Instant| now.saturating_duration_since(*t) <= w;
-        let mut answered = 0;
-        let mut within = 0;
-        for (t, ok) in &self.answered {
-            if inside(t) {
-                answered += 1;
-                within += u32::from(*ok);
-            }
+        let expired = |t: &Instant| now.saturating_duration_since(*t) > w;
+        let (mut gone, mut gone_within) = (0u32, 0u32);
+        for (_, ok) in self.answered.iter().take_while(|(t, _)| expired(t)) {
+            gone += 1;
+            gone_within += u32::from(*ok);
         }
-        let abandoned = self.abandoned.iter().filter(|t| inside(t)).count() as u32;
-        (answered, within, abandoned)
+        let gone_abandoned = self.abandoned.iter().take_while(|t| expired(t)).count();
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        (
+            len(self.answered.len()).saturating_sub(gone),
+            self.answered_within.saturating_sub(gone_within),
+            len(self.abandoned.len().saturating_sub(gone_abandoned)),
+        )
     }
 
     pub fn agent_counts(&self) -> AgentCounts {

@@ -873,6 +873,14 @@ fn service_level_counts_answers_within_target() {
     assert_eq!(st.service_level, Some(0.5));
     assert_eq!(st.agents.on_call, 1);
     assert_eq!(h.acd.queue_stats("nope", h.now), None);
+    // The window (an hour) slides without any new record: the answer at
+    // 10 s leaves it first (the one within target), then the one at 24 s.
+    let later = h.t0 + S(3611);
+    let st = h.acd.queue_stats("support", later).expect("queue");
+    assert_eq!((st.answered, st.answered_within_target), (1, 0));
+    let st = h.acd.queue_stats("support", h.t0 + S(3625)).expect("queue");
+    assert_eq!((st.answered, st.answered_within_target), (0, 0));
+    assert_eq!(st.service_level, None);
 }
 
 #[test]

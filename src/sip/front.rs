@@ -27,13 +27,43 @@ use tokio_util::sync::CancellationToken;
 /// How long the branch of a request we sent stays known, so its responses
 /// are let through; responses to anything else are stray and dropped.
 const CLIENT_BRANCH_TTL: Duration = Duration::from_secs(300);
+/// At most this many branches are remembered (the oldest go first).
+const CLIENT_BRANCH_CAP: usize = 1_000_000;
+
+/// Branches of the requests we sent, forgotten after [`CLIENT_BRANCH_TTL`]
+/// in the order they were sent: O(1) per request however many there are
+/// (under load there are hundreds of thousands within the TTL).
+#[derive(Default)]
+struct ClientBranches {
+    known: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<(Instant, String)>,
+}
+
+impl ClientBranches {
+    fn remember(&mut self, branch: &str, now: Instant) {
+        while let Some((t, _)) = self.order.front() {
+            if now.saturating_duration_since(*t) < CLIENT_BRANCH_TTL
+                && self.order.len() < CLIENT_BRANCH_CAP
+            {
+                break;
+            }
+            if let Some((_, b)) = self.order.pop_front() {
+                self.known.remove(&b);
+            }
+        }
+        // A retransmission keeps its first time (the branch is already known).
+        if self.known.insert(branch.to_string()) {
+            self.order.push_back((now, branch.to_string()));
+        }
+    }
+}
 
 /// Shared state of the front.
 pub struct Front {
     socket: Arc<UdpSocket>,
     to_stack: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     metrics: Metrics,
-    client_branches: Mutex<HashMap<String, Instant>>,
+    client_branches: Mutex<ClientBranches>,
     local_addrs: Mutex<HashMap<IpAddr, IpAddr>>,
     /// Listening on 0.0.0.0 with no `advertise`: the Via of each request we
     /// send names the local address towards its destination, never an
@@ -72,7 +102,7 @@ impl Front {
             socket: Arc::new(socket),
             to_stack: tx,
             metrics,
-            client_branches: Mutex::new(HashMap::new()),
+            client_branches: Mutex::new(ClientBranches::default()),
             local_addrs: Mutex::new(HashMap::new()),
             via_from_route,
         });
@@ -365,17 +395,13 @@ impl Front {
     fn is_client_branch(&self, branch: &str) -> bool {
         self.client_branches
             .lock()
-            .map(|m| m.contains_key(branch))
+            .map(|m| m.known.contains(branch))
             .unwrap_or(false)
     }
 
     fn remember_client_branch(&self, branch: &str) {
         if let Ok(mut m) = self.client_branches.lock() {
-            let now = Instant::now();
-            if m.len() > 10_000 {
-                m.retain(|_, t| now.duration_since(*t) < CLIENT_BRANCH_TTL);
-            }
-            m.insert(branch.to_string(), now);
+            m.remember(branch, Instant::now());
         }
     }
 
@@ -588,6 +614,22 @@ impl rsipstack::platform::net::UdpSocket for FrontSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_branches_are_forgotten_oldest_first_after_their_ttl() {
+        let t0 = Instant::now();
+        let mut b = ClientBranches::default();
+        b.remember("z9hG4bKa", t0);
+        b.remember("z9hG4bKb", t0 + Duration::from_secs(10));
+        b.remember("z9hG4bKa", t0 + Duration::from_secs(20));
+        assert!(b.known.contains("z9hG4bKa") && b.known.contains("z9hG4bKb"));
+        b.remember("z9hG4bKc", t0 + CLIENT_BRANCH_TTL);
+        assert!(!b.known.contains("z9hG4bKa"), "a keeps its first time");
+        assert!(b.known.contains("z9hG4bKb") && b.known.contains("z9hG4bKc"));
+        b.remember("z9hG4bKd", t0 + CLIENT_BRANCH_TTL + Duration::from_secs(10));
+        assert!(!b.known.contains("z9hG4bKb"));
+        assert_eq!(b.order.len(), b.known.len());
+    }
 
     #[test]
     fn top_via_host_is_replaced_keeping_port_and_params() {
