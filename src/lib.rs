@@ -15,6 +15,7 @@ pub mod keypad;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod overload;
 pub mod sdp;
 pub mod server;
 pub mod sip;

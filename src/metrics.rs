@@ -91,6 +91,12 @@ pub struct Metrics {
     pub keypad_transfers: IntCounterVec,
     pub rtp_ports_in_use: IntGauge,
     pub lines_in_use: IntGauge,
+    /// 1 while new calls are refused for overload (src/overload.rs).
+    pub overloaded: IntGauge,
+    /// The async runtime's averaged scheduling lag.
+    pub runtime_lag: prometheus::Gauge,
+    /// SIP datagrams read by the socket front, waiting for the stack.
+    pub sip_backlog: IntGauge,
     pub sip_auth_failures: IntCounterVec,
     pub agents_registered: IntGauge,
     pub agents: IntGaugeVec,
@@ -223,6 +229,24 @@ impl Metrics {
             "centralita_lines_in_use",
             "External lines (trunk) taken by callers",
         );
+        let overloaded = gauge(
+            &registry,
+            "centralita_overloaded",
+            "1 while new calls are refused with 503 because the controller cannot keep up",
+        );
+        let sip_backlog = gauge(
+            &registry,
+            "centralita_sip_backlog",
+            "SIP datagrams read from the socket and not yet taken by the SIP stack (overload above 512)",
+        );
+        let runtime_lag = prometheus::Gauge::new(
+            "centralita_runtime_lag_seconds",
+            "How late the async runtime wakes a 10 ms timer, averaged (overload when above 0.04)",
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(runtime_lag.clone()))
+            .expect("unique metric");
         let rtp_ports_in_use = gauge(
             &registry,
             "centralita_rtp_ports_in_use",
@@ -288,6 +312,9 @@ impl Metrics {
             queue_waiting,
             queue_callbacks_pending,
             lines_in_use,
+            overloaded,
+            runtime_lag,
+            sip_backlog,
             queue_longest_wait,
             queue_calls,
             agents,

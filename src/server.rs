@@ -115,6 +115,7 @@ pub struct Server {
     clock: MediaClock,
     clock_threads: Vec<std::thread::JoinHandle<()>>,
     switchboard: Switchboard,
+    overload: Arc<crate::overload::Overload>,
 }
 
 impl Server {
@@ -167,11 +168,14 @@ impl Server {
             cancel.child_token(),
             trunk_lines,
         );
+        let overload = Arc::new(crate::overload::Overload::default());
+        overload.spawn_monitor(metrics.clone(), cancel.clone());
         let stack_opts = StackOptions {
             advertise: config.advertise,
             user_agent: config.user_agent.clone(),
             retry_after_secs: config.retry_after_secs,
             t1: opts.sip_t1,
+            overload: Arc::clone(&overload),
         };
         tokio::spawn(crate::call::run_callbacks(Arc::clone(&ctx), callbacks_rx));
         let handler = Arc::new(Calls(Arc::clone(&ctx)));
@@ -214,10 +218,16 @@ impl Server {
             clock,
             clock_threads,
             switchboard,
+            overload,
         })
     }
 
     /// An agent's state (from the one state machine, in the ACD).
+    /// Refuse new calls with 503 as if overloaded (or stop doing so).
+    pub fn force_overload(&self, on: bool) {
+        self.overload.force(on);
+    }
+
     pub async fn agent_status(&self, agent: &str) -> Option<AgentStatus> {
         self.switchboard.status(agent).await
     }

@@ -474,6 +474,48 @@ async fn shutdown_sends_bye_and_refuses_new_calls_with_503() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_overloaded_new_calls_get_503_but_calls_up_and_agents_codes_go_on() {
+    let server = start_server().await;
+    let sip = server.sip_addr;
+    let client = Arc::new(SipClient::new(sip).await);
+    let (mut up, _) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    up.wait_packets(5, WAIT).await;
+    server.force_overload(true);
+    wait_metric(&server, "centralita_overloaded", 1.0).await;
+    // A new caller is refused, told when to retry, and counted.
+    let (_, resp) = Call::place(Arc::new(SipClient::new(sip).await), "soporte", "0").await;
+    assert_eq!(resp.status(), Some(503));
+    assert!(
+        resp.header("retry-after").is_some(),
+        "503 carries Retry-After"
+    );
+    assert_eq!(
+        scrape(&server, "centralita_calls_total{outcome=\"unavailable\"}").await,
+        1.0
+    );
+    // The call already up keeps its prompt; an agent's feature code is taken.
+    let before = up.packets().len();
+    up.wait_packets(before + 10, WAIT).await;
+    let desk = Arc::new(SipClient::new(sip).await);
+    let (_, ok) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "feature codes are never refused for load"
+    );
+    // Load gone: calls are taken again.
+    server.force_overload(false);
+    wait_until(WAIT, "no longer overloaded", || {
+        metric(&server.metrics.render(), "centralita_overloaded") == 0.0
+    })
+    .await;
+    let (_, resp) = Call::place(Arc::new(SipClient::new(sip).await), "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(up.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_are_served() {
     let server = start_server().await;
     let (status, body) = http_get(server.http_addr, "/health").await;

@@ -62,6 +62,8 @@ impl ClientBranches {
 pub struct Front {
     socket: Arc<UdpSocket>,
     to_stack: mpsc::Sender<(Vec<u8>, SocketAddr)>,
+    /// Told how far behind the stack is.
+    overload: Arc<crate::overload::Overload>,
     metrics: Metrics,
     client_branches: Mutex<ClientBranches>,
     local_addrs: Mutex<HashMap<IpAddr, IpAddr>>,
@@ -96,11 +98,13 @@ impl Front {
         socket: UdpSocket,
         metrics: Metrics,
         via_from_route: bool,
+        overload: Arc<crate::overload::Overload>,
     ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {
             socket: Arc::new(socket),
             to_stack: tx,
+            overload,
             metrics,
             client_branches: Mutex::new(ClientBranches::default()),
             local_addrs: Mutex::new(HashMap::new()),
@@ -390,6 +394,8 @@ impl Front {
         if self.to_stack.send((bytes.to_vec(), src)).await.is_err() {
             self.metrics.dropped("stack_stopped");
         }
+        self.overload
+            .note_sip_backlog(self.to_stack.max_capacity() - self.to_stack.capacity());
     }
 
     fn is_client_branch(&self, branch: &str) -> bool {

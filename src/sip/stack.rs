@@ -233,6 +233,8 @@ pub struct StackOptions {
     pub retry_after_secs: u32,
     /// Shortened RFC 3261 timers (tests); `None` for the standard ones.
     pub t1: Option<Duration>,
+    /// While overloaded, new calls are refused with 503.
+    pub overload: Arc<crate::overload::Overload>,
 }
 
 /// The running SIP side.
@@ -273,7 +275,12 @@ impl SipStack {
         let socket = tokio::net::UdpSocket::bind(listen).await?;
         let local_addr = socket.local_addr()?;
         let via_from_route = opts.advertise.is_none() && local_addr.ip().is_unspecified();
-        let (front, front_socket) = Front::new(socket, metrics.clone(), via_from_route);
+        let (front, front_socket) = Front::new(
+            socket,
+            metrics.clone(),
+            via_from_route,
+            Arc::clone(&opts.overload),
+        );
         let stack_cancel = cancel.child_token();
 
         let transport_layer =
@@ -326,6 +333,7 @@ impl SipStack {
             opts,
             local_addr,
             draining: Arc::clone(&draining),
+            metrics: metrics.clone(),
         };
         tokio::spawn(adapter.run(incoming, stack_cancel.clone()));
         Ok(SipStack {
@@ -431,6 +439,7 @@ struct Adapter {
     opts: StackOptions,
     local_addr: SocketAddr,
     draining: Arc<AtomicBool>,
+    metrics: Metrics,
 }
 
 impl Adapter {
@@ -492,12 +501,20 @@ impl Adapter {
     }
 
     async fn on_invite(&self, mut tx: Transaction) {
-        if self.draining.load(Ordering::SeqCst) {
+        let req = &tx.original;
+        let dialed = req.uri.user().unwrap_or_default().to_string();
+        // Shutting down, or overloaded (agents' feature codes are still
+        // taken then: they are cheap and keep the agents' state right).
+        let overloaded = self.opts.overload.is_overloaded() && !self.handler.needs_agent(&dialed);
+        if self.draining.load(Ordering::SeqCst) || overloaded {
+            if overloaded {
+                self.metrics
+                    .call_ended(crate::metrics::CallOutcome::Unavailable);
+            }
             let ra = self.opts.retry_after_secs.to_string();
             return reply(&mut tx, 503, vec![("Retry-After", ra.as_str())]).await;
         }
         let req = &tx.original;
-        let dialed = req.uri.user().unwrap_or_default().to_string();
         if !self.handler.knows_number(&dialed) {
             return reply(&mut tx, 404, vec![]).await;
         }

@@ -1,0 +1,163 @@
+//! Overload protection. When the controller cannot keep up, a new caller is
+//! refused with 503 and `Retry-After` (counted as `unavailable`) so that the
+//! calls already up keep their service; without it, a machine pushed past
+//! its capacity accepts calls it cannot serve and everything degrades at
+//! once: SIP retransmissions pile up, offers time out and pause agents,
+//! ports and file descriptors run out (measured in docs/BENCHMARKS.md).
+//!
+//! "Cannot keep up" is either of two signs: the async runtime's scheduling
+//! lag (a task asks to wake every [`TICK`] and measures how late it is
+//! woken; the lag, averaged, entering above [`LagDetector::ENTER`] marks the
+//! controller overloaded until it falls below [`LagDetector::LEAVE`]), or
+//! the SIP stack falling behind the socket (more than [`SIP_BACKLOG_HIGH`]
+//! datagrams read and not yet taken). Agents' feature codes and requests
+//! within calls are never refused for load.
+//!
+//! This softens overload, it does not remove it: past its capacity the
+//! machine still loses SIP datagrams in the kernel before either sign shows
+//! (docs/BENCHMARKS.md has the figures).
+
+use crate::metrics::Metrics;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the lag is sampled.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The averaged scheduling lag and the overloaded state, with hysteresis.
+#[derive(Debug, Clone, Default)]
+pub struct LagDetector {
+    ewma_secs: f64,
+    overloaded: bool,
+}
+
+impl LagDetector {
+    /// Averaged lag above which new calls are refused.
+    pub const ENTER: Duration = Duration::from_millis(40);
+    /// Averaged lag below which they are taken again.
+    pub const LEAVE: Duration = Duration::from_millis(10);
+    /// Weight of each sample (about the last 20 samples, 200 ms, count).
+    const ALPHA: f64 = 0.1;
+
+    /// One sample: how late the tick woke. Whether the controller is
+    /// overloaded now.
+    pub fn on_tick(&mut self, lag: Duration) -> bool {
+        self.ewma_secs += Self::ALPHA * (lag.as_secs_f64() - self.ewma_secs);
+        if self.overloaded && self.ewma_secs < Self::LEAVE.as_secs_f64() {
+            self.overloaded = false;
+        } else if !self.overloaded && self.ewma_secs > Self::ENTER.as_secs_f64() {
+            self.overloaded = true;
+        }
+        self.overloaded
+    }
+
+    pub fn lag(&self) -> Duration {
+        Duration::from_secs_f64(self.ewma_secs.max(0.0))
+    }
+}
+
+/// SIP datagrams read but not yet taken by the SIP stack above which the
+/// stack is behind (the queue holds 4,096).
+pub const SIP_BACKLOG_HIGH: usize = 512;
+
+/// Whether new calls are refused: measured, or forced (tests, operators).
+#[derive(Debug, Default)]
+pub struct Overload {
+    measured: AtomicBool,
+    forced: AtomicBool,
+    /// SIP datagrams waiting for the stack, as the socket front last saw.
+    sip_backlog: std::sync::atomic::AtomicUsize,
+}
+
+impl Overload {
+    pub fn is_overloaded(&self) -> bool {
+        self.measured.load(Ordering::Relaxed)
+            || self.forced.load(Ordering::Relaxed)
+            || self.sip_backlog.load(Ordering::Relaxed) > SIP_BACKLOG_HIGH
+    }
+
+    /// The socket front's queue to the SIP stack holds `n` datagrams.
+    pub fn note_sip_backlog(&self, n: usize) {
+        self.sip_backlog.store(n, Ordering::Relaxed);
+    }
+
+    /// Refuse new calls whatever the measurement says (or stop doing so).
+    pub fn force(&self, on: bool) {
+        self.forced.store(on, Ordering::Relaxed);
+    }
+
+    /// Sample the runtime's lag until cancelled, publishing
+    /// `centralita_overloaded` and `centralita_runtime_lag_seconds`.
+    pub fn spawn_monitor(self: &Arc<Self>, metrics: Metrics, cancel: CancellationToken) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut detector = LagDetector::default();
+            loop {
+                let due = tokio::time::Instant::now() + TICK;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+                let lag = tokio::time::Instant::now().saturating_duration_since(due);
+                let was = this.measured.load(Ordering::Relaxed);
+                let now = detector.on_tick(lag);
+                if now != was {
+                    tracing::warn!(
+                        lag_ms = detector.lag().as_millis() as u64,
+                        "{}",
+                        if now {
+                            "overloaded: new calls are refused with 503"
+                        } else {
+                            "no longer overloaded: new calls are taken"
+                        }
+                    );
+                }
+                this.measured.store(now, Ordering::Relaxed);
+                metrics.overloaded.set(i64::from(this.is_overloaded()));
+                metrics
+                    .sip_backlog
+                    .set(this.sip_backlog.load(Ordering::Relaxed) as i64);
+                metrics.runtime_lag.set(detector.lag().as_secs_f64());
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut LagDetector, ms: u64, n: usize) -> bool {
+        let mut last = false;
+        for _ in 0..n {
+            last = d.on_tick(Duration::from_millis(ms));
+        }
+        last
+    }
+
+    #[test]
+    fn a_brief_stall_is_not_overload_a_lasting_one_is_with_hysteresis() {
+        let mut d = LagDetector::default();
+        assert!(!feed(&mut d, 1, 100), "a healthy runtime");
+        assert!(!d.on_tick(Duration::from_millis(200)), "one 200 ms stall");
+        assert!(!feed(&mut d, 1, 50));
+        assert!(feed(&mut d, 60, 30), "lasting lag of 60 ms per tick");
+        // Between the thresholds it stays overloaded...
+        assert!(feed(&mut d, 20, 40));
+        // ...until the lag is low again.
+        assert!(!feed(&mut d, 1, 40));
+        assert!(d.lag() < LagDetector::LEAVE);
+    }
+
+    #[test]
+    fn forcing_overrides_the_measurement() {
+        let o = Overload::default();
+        assert!(!o.is_overloaded());
+        o.force(true);
+        assert!(o.is_overloaded());
+        o.force(false);
+        assert!(!o.is_overloaded());
+    }
+}
