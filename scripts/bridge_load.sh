@@ -23,9 +23,9 @@
 # dials *11 (ready). Callers: tests/sipp/bench_caller.xml.
 # Audio: SIPp's rtp_stream loops the speech of SIPp's g711a.pcap (PCMA,
 # 20 ms packets) from one RTP port per call; MEDIA=0 makes both sides silent.
-# A caller who dials 500 hears "transferring" (3.0 s + 0.5 s) before joining
-# the queue; the script subtracts those 3.5 s and the agents' hold from the
-# callers' 200-to-BYE time to show the time in the queue and ringing.
+# A caller who dials 500 goes straight into the queue (hold music, no menu);
+# the script subtracts the agents' hold from the callers' 200-to-BYE time to
+# show the time in the queue, ringing and the two BYEs.
 #
 # Uses target/release/centralita, or CENTRALITA_BIN=/path/to/centralita.
 # Prints SIPp's summaries (callers and agents), the server's metrics (queue
@@ -165,7 +165,7 @@ case "$mode" in
     timeout $((bound + 30)) "${caller_cmd[@]}" -l "$arg" >"$work/callers.log" 2>&1 &
     caller_timeout=$!
     pids+=($caller_timeout)
-    # Every call is bridged ~3.5 s after it is answered ("transferring").
+    # Every call is bridged as soon as its agent answers.
     ramp=$((arg / rate))
     sleep $((ramp + 6))
     window=$((hold - ramp - 12 > 5 ? hold - ramp - 12 : 5))
@@ -237,9 +237,9 @@ echo "SIPp (callers) exit status: $caller_status"
 # 200 -> server's BYE of each successful call, from the callers' logs.
 log=$(ls "$work"/caller_*_logs.log 2>/dev/null | head -n 1)
 if [ -n "$log" ]; then
-  awk -F';' -v hold="$agent_hold_ms" '$2 == "answered" { a[$1] = $3 } $2 == "bye" && ($1 in a) { print $3 - a[$1] - 3500 - hold }' "$log" \
+  awk -F';' -v hold="$agent_hold_ms" '$2 == "answered" { a[$1] = $3 } $2 == "bye" && ($1 in a) { print $3 - a[$1] - hold }' "$log" \
     | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit;
-      printf "queue + ring + answer (200-to-BYE minus 3.5 s of \"transferring\" and the hold), %d calls: p50 %d ms, p90 %d ms, p99 %d ms, max %d ms\n",
+      printf "queue + ring + answer (200-to-BYE minus the hold), %d calls: p50 %d ms, p90 %d ms, p99 %d ms, max %d ms\n",
         NR, v[int(NR * 0.5) + 1], v[int(NR * 0.9) + 1], v[int(NR * 0.99) + 1], v[NR] }'
 fi
 # The agents' SIPp stays up (its calls pause for the whole bound): stop it.

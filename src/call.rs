@@ -48,6 +48,13 @@ prompts = ["agent_logged_out"]
 timeout_ms = 500
 max_retries = 0
 fallback = { action = "hangup", reason = "feature" }
+
+# Never started: named as the IVR entry of a caller who dialed a queue's own
+# number, who goes straight into the queue.
+[menu.queue_direct]
+prompts = ["transferring"]
+max_retries = 0
+fallback = { action = "hangup" }
 "#;
 
 /// The prompts a queued caller hears besides the IVR's own.
@@ -65,26 +72,18 @@ pub const QUEUE_PROMPTS: &[&str] = &[
     "no_agents",
 ];
 
-/// The built-in menus: feature codes, and one per queue with a `number`
-/// (\"transferring\", then the queue; a key goes there at once).
-pub fn feature_script(config: &RuntimeConfig) -> Result<IvrScript, Vec<String>> {
-    let mut text = FEATURE_MENUS.to_string();
-    for (name, q) in &config.queues {
-        if q.number.is_some() {
-            text.push_str(&format!(
-                "\n[menu.{}]\nprompts = [\"transferring\"]\ntimeout_ms = 500\nmax_retries = 0\nfallback = {{ action = \"queue\", queue = \"{name}\" }}\n",
-                direct_queue_menu(name)
-            ));
-        }
-    }
-    IvrScript::load_sources([(std::path::Path::new("<built-in menus>"), text.as_str())])
+/// The built-in menus: the feature codes'.
+pub fn feature_script() -> Result<IvrScript, Vec<String>> {
+    IvrScript::load_sources([(std::path::Path::new("<built-in menus>"), FEATURE_MENUS)])
         .map_err(|es| es.iter().map(ToString::to_string).collect())
 }
 
-/// The built-in menu that puts a caller who dialed a queue's number in it.
-fn direct_queue_menu(queue: &str) -> String {
-    format!("queue-direct-{queue}")
-}
+/// The IVR "entry" of a caller who dialed a queue's own number: it is never
+/// started (the caller goes straight into the queue), only named.
+const DIRECT_QUEUE: &str = "queue_direct";
+
+/// The priority of a caller who dialed a queue's own number (the IVR's default).
+const DIRECT_PRIORITY: u8 = 5;
 
 /// Which feature, if `dialed` is a feature code.
 pub fn feature_of(codes: &FeatureCodes, dialed: &str) -> Option<Feature> {
@@ -265,7 +264,7 @@ async fn run_call(
         _ => match ctx.config.numbers.get(&call.dialed) {
             Some(entry) => (Arc::clone(&ctx.ivr), entry.clone()),
             None => match ctx.config.queue_by_number(&call.dialed) {
-                Some(queue) => (Arc::clone(&ctx.feature_ivr), direct_queue_menu(queue)),
+                Some(_) => (Arc::clone(&ctx.feature_ivr), DIRECT_QUEUE.to_string()),
                 None => {
                     leg.reject(404);
                     return CallOutcome::NotFound;
@@ -285,7 +284,8 @@ async fn run_call(
         agent: None,
         fields: Default::default(),
     });
-    let outcome = run_answered(ctx, id, &call, leg, leg_events, script, entry).await;
+    let direct = ctx.config.queue_by_number(&call.dialed).map(str::to_string);
+    let outcome = run_answered(ctx, id, &call, leg, leg_events, script, entry, direct).await;
     ctx.live.remove(id);
     outcome
 }
@@ -299,7 +299,16 @@ async fn run_answered(
     mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
     script: Arc<IvrScript>,
     entry: String,
+    direct_queue: Option<String>,
 ) -> CallOutcome {
+    // Answered: the IVR starts, or a caller who dialed a queue's own number
+    // goes straight into it (hold music; no menu).
+    let start = |ivr: &mut IvrCall, media: Option<&MediaSession>, player: &mut Player| {
+        match &direct_queue {
+            Some(q) => enter_queue(ctx, ivr, media, player, q.clone(), DIRECT_PRIORITY, None),
+            None => ivr.handle_event(Instant::now(), IvrEvent::Answered),
+        }
+    };
     let port = match ctx.ports.allocate() {
         Ok(p) => p,
         Err(e) => {
@@ -383,7 +392,7 @@ async fn run_answered(
             leg.hangup().await;
             return CallOutcome::Failed;
         }
-        ivr.handle_event(Instant::now(), IvrEvent::Answered);
+        start(&mut ivr, media.as_ref(), &mut player);
     }
 
     let outcome = loop {
@@ -454,7 +463,7 @@ async fn run_answered(
                             leg.hangup().await;
                             break CallOutcome::NoCodec;
                         }
-                        ivr.handle_event(Instant::now(), IvrEvent::Answered);
+                        start(&mut ivr, media.as_ref(), &mut player);
                     }
                 }
                 Some(LegEvent::Reoffer { sdp, reply }) => {
@@ -994,32 +1003,11 @@ async fn drain_ivr(
                 priority,
                 prompt,
             } => {
-                tracing::info!(%queue, priority, "queued");
                 ctx.metrics
                     .ivr_queue_requests
                     .with_label_values(&[&queue])
                     .inc();
-                if let Some(m) = media {
-                    let lang = ivr.language().to_string();
-                    let list: Vec<Arc<Prompt>> =
-                        prompt.iter().filter_map(|p| ctx.prompt(&lang, p)).collect();
-                    player.token += 1;
-                    m.play(list, player.token);
-                    m.set_background(ctx.hold_music.clone());
-                }
-                ctx.live.update(player.id, |c| {
-                    c.state = "queued".into();
-                    c.queue = Some(queue.clone());
-                    c.priority = Some(priority);
-                    c.language = ivr.language().to_string();
-                    c.fields = ivr.fields().clone();
-                });
-                player.queue = Some((queue.clone(), priority));
-                if let Some(news) = player.queued.clone() {
-                    let ticket = ivr.fields().get("ticket").cloned();
-                    ctx.switchboard
-                        .enqueue(player.id, &queue, priority, ticket, news);
-                }
+                enter_queue(ctx, ivr, media, player, queue, priority, prompt);
             }
             IvrAction::RequestCallback {
                 queue,
@@ -1060,6 +1048,40 @@ async fn drain_ivr(
         }
     }
     None
+}
+
+/// Hand the caller to the ACD: `prompt` (if any) then hold music while it
+/// waits; its record shows the queue.
+fn enter_queue(
+    ctx: &CallContext,
+    ivr: &IvrCall,
+    media: Option<&MediaSession>,
+    player: &mut Player,
+    queue: String,
+    priority: u8,
+    prompt: Option<String>,
+) {
+    tracing::info!(%queue, priority, "queued");
+    if let Some(m) = media {
+        let lang = ivr.language().to_string();
+        let list: Vec<Arc<Prompt>> = prompt.iter().filter_map(|p| ctx.prompt(&lang, p)).collect();
+        player.token += 1;
+        m.play(list, player.token);
+        m.set_background(ctx.hold_music.clone());
+    }
+    ctx.live.update(player.id, |c| {
+        c.state = "queued".into();
+        c.queue = Some(queue.clone());
+        c.priority = Some(priority);
+        c.language = ivr.language().to_string();
+        c.fields = ivr.fields().clone();
+    });
+    player.queue = Some((queue.clone(), priority));
+    if let Some(news) = player.queued.clone() {
+        let ticket = ivr.fields().get("ticket").cloned();
+        ctx.switchboard
+            .enqueue(player.id, &queue, priority, ticket, news);
+    }
 }
 
 /// The queued caller pressed 9: keep the place, say so, hang up.

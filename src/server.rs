@@ -62,7 +62,7 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
     }
     // The IVR's prompts, the agents' feature-code prompts, and the spoken
     // numbers 0-99 that queue announcements use, in every language.
-    let feature_ivr = crate::call::feature_script(&config)?;
+    let feature_ivr = crate::call::feature_script()?;
     let mut names = ivr.prompt_names();
     names.extend(feature_ivr.prompt_names());
     names.extend(crate::call::QUEUE_PROMPTS.iter().map(|p| p.to_string()));
