@@ -1,6 +1,7 @@
 //! Interop with baresip (Debian `baresip-core`) as an agent's softphone:
 //! it registers with digest authentication (MD5, as Debian's baresip does)
-//! and the registrar counts it. Skipped with a printed reason when baresip
+//! and the registrar counts it; it is bridged with a caller; its own
+//! `/transfer` (a REFER) sends the caller to another queue. Skipped with a printed reason when baresip
 //! is missing, failed instead under CENTRALITA_REQUIRE_INTEROP=1.
 
 mod common;
@@ -27,7 +28,7 @@ fn baresip_dir(server: std::net::SocketAddr, user: &str, password: &str) -> std:
         dir.join("config"),
         format!(
             "sip_listen 127.0.0.1:{sip_port}\naudio_player aubridge,nil\naudio_source aufile,{src}\naudio_alert aubridge,nil\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aubridge.so\nmodule aufile.so\nmodule sndfile.so\n\
+             module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aubridge.so\nmodule aufile.so\nmodule sndfile.so\n\
              module_app account.so\nmodule_app menu.so\nsnd_path {dir}\n",
             src = dir.join("source.wav").display(),
             dir = dir.display()
@@ -244,6 +245,72 @@ async fn a_sipp_caller_choosing_hardware_is_bridged_to_the_baresip_agent() {
         corr >= 0.9,
         "baresip's recording matches the caller's audio: correlation {corr:.3} ({} samples heard)",
         heard.len()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_transfers_its_caller_to_another_queue_with_refer() {
+    if !baresip_available() {
+        return;
+    }
+    use std::io::Write;
+    use std::sync::Arc;
+    let server = start_server().await;
+    let dir = baresip_dir(server.sip_addr, "bruno", "bruno-demo-1234");
+    // Bruno's softphone, driven through its keyboard (stdin): ready with *11.
+    let mut child = Command::new("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .args(["-t", "60"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    let mut keyboard = child.stdin.take().expect("baresip's stdin");
+    let mut command = |line: &str| {
+        let _ = keyboard.write_all(format!("{line}\n").as_bytes());
+        let _ = keyboard.flush();
+    };
+    wait_until(Duration::from_secs(15), "baresip registers", || {
+        server.metrics.agents_registered.get() == 1
+    })
+    .await;
+    command("/dial *11");
+    wait_status(&server, "bruno", "available").await;
+    // A caller dials the hardware queue's number: Bruno's baresip answers.
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (caller, _) = Call::place(client, "202", "0 101").await;
+    wait_status(&server, "bruno", "on_call").await;
+    let m = caller.packets().len();
+    // Bruno transfers the caller to software (201) from the softphone.
+    command(&format!("/transfer sip:201@{}", server.sip_addr));
+    wait_metric(&server, "centralita_queue_waiting{queue=\"software\"}", 1.0).await;
+    wait_status(&server, "bruno", "wrap_up").await;
+    // The caller stays on the line and hears "transferring".
+    let transferring = prompt_samples("es", "transferring");
+    let frames = transferring.len() / 160 + 40;
+    caller
+        .wait_packets(m + frames, Duration::from_secs(20))
+        .await;
+    let corr = best_correlation(
+        &decode(&caller.packets()[m..], caller.pt),
+        &transferring,
+        60,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(corr >= 0.9, "transferring prompt correlation {corr:.3}");
+    let text = server.metrics.render();
+    assert_eq!(
+        metric(
+            &text,
+            "centralita_sip_requests_total{direction=\"in\",method=\"REFER\"}"
+        ),
+        1.0,
+        "one REFER from baresip"
     );
     server.shutdown().await;
 }
