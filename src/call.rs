@@ -679,10 +679,16 @@ async fn transfer_caller(
         player.token,
     );
     m.set_background(ctx.hold_music.clone());
+    let how = if by_refer { "refer" } else { "keypad" };
     let to = match to {
         TransferTo::Queue(q) => TransferTarget::Queue(q),
         TransferTo::Agent(a) => TransferTarget::Agent(a),
     };
+    let kind = match &to {
+        TransferTarget::Queue(_) => "queue",
+        TransferTarget::Agent(_) => "agent",
+    };
+    ctx.metrics.transfers.with_label_values(&[how, kind]).inc();
     ctx.switchboard.transfer(id, to);
 }
 

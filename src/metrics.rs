@@ -89,6 +89,7 @@ pub struct Metrics {
     pub rtp_peers_latched: IntCounter,
     pub rtp_packets_relayed: IntCounterVec,
     pub keypad_transfers: IntCounterVec,
+    pub transfers: IntCounterVec,
     pub rtp_ports_in_use: IntGauge,
     pub lines_in_use: IntGauge,
     /// 1 while new calls are refused for overload (src/overload.rs).
@@ -224,6 +225,17 @@ impl Metrics {
         for r in ["transferred", "unknown_target"] {
             keypad_transfers.with_label_values(&[r]);
         }
+        let transfers = counter_vec(
+            &registry,
+            "centralita_transfers_total",
+            "Callers an agent transferred, by how (refer, keypad) and to what (queue, agent)",
+            &["how", "to"],
+        );
+        for how in ["refer", "keypad"] {
+            for to in ["queue", "agent"] {
+                transfers.with_label_values(&[how, to]);
+            }
+        }
         let lines_in_use = gauge(
             &registry,
             "centralita_lines_in_use",
@@ -337,6 +349,7 @@ impl Metrics {
             rtp_peers_latched,
             rtp_packets_relayed,
             keypad_transfers,
+            transfers,
             rtp_ports_in_use,
         }
     }

@@ -247,6 +247,18 @@ async fn the_agent_sends_the_caller_to_another_agent_by_extension_and_by_refer()
     .await;
     wait_status(&server, "ana", "on_call").await;
     wait_status(&server, "carmen", "wrap_up").await;
+    let text = server.metrics.render();
+    for (labels, n) in [
+        ("how=\"keypad\",to=\"agent\"", 1.0),
+        ("how=\"refer\",to=\"agent\"", 1.0),
+        ("how=\"refer\",to=\"queue\"", 0.0),
+    ] {
+        assert_eq!(
+            metric(&text, &format!("centralita_transfers_total{{{labels}}}")),
+            n,
+            "{labels}"
+        );
+    }
     assert_eq!(caller.bye().await, Some(200));
     wait_until(WAIT, "BYE to Ana", || !ana.requests("BYE").is_empty()).await;
     server.shutdown().await;
