@@ -536,3 +536,74 @@ async fn a_refused_callback_is_retried_then_given_up_and_the_agent_is_not_stuck(
     assert_eq!(phone.requests("INVITE").len(), 2);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_callback_waits_while_only_reserved_lines_are_free() {
+    // Three lines, one reserved: two usable.
+    let server = start_server_tuned(
+        |c| {
+            c.acd.lines = 3;
+            c.acd.reserve = 1;
+        },
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
+    let phone = AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
+    // A caller asks for a callback and is hung up on (its line is freed).
+    let (mut asker, _) = Call::place(
+        Arc::new(SipClient::new(server.sip_addr).await),
+        "soporte",
+        "0 101",
+    )
+    .await;
+    asker.wait_packets(5, WAIT).await;
+    asker.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    asker.send_rfc4733('9').await;
+    assert!(asker.expect_bye(Duration::from_secs(30)).await);
+    drop(asker);
+    // Two callers listen to the IVR: both usable lines are taken.
+    let (first, _) = Call::place(
+        Arc::new(SipClient::new(server.sip_addr).await),
+        "soporte",
+        "0 101",
+    )
+    .await;
+    let (second, _) = Call::place(
+        Arc::new(SipClient::new(server.sip_addr).await),
+        "soporte",
+        "0 101",
+    )
+    .await;
+    wait_metric(&server, "centralita_lines_in_use", 2.0).await;
+    // Ana gets ready: the callback is due but has no line, so she is not rung.
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    wait_status(&server, "ana", "available").await;
+    assert!(phone.requests("INVITE").is_empty(), "no line: no callback");
+    assert_eq!(
+        scrape(
+            &server,
+            "centralita_queue_callbacks_pending{queue=\"general\"}"
+        )
+        .await,
+        1.0
+    );
+    // One of them hangs up: a line is free and the callback goes ahead.
+    let mut first = first;
+    assert_eq!(first.bye().await, Some(200));
+    wait_until(
+        Duration::from_secs(10),
+        "the agent is rung for the callback",
+        || !phone.requests("INVITE").is_empty(),
+    )
+    .await;
+    drop(second);
+    server.shutdown().await;
+}
