@@ -337,18 +337,30 @@ impl Receiver {
     async fn run(mut self) {
         let mut buf = vec![0u8; 2048];
         let mut pcm = vec![0i16; 1024];
+        // The RTP timeout: one timer per call, moved on only when it fires
+        // (a timer per packet cost a timer-wheel insert and remove each).
+        let mut last_heard = tokio::time::Instant::now();
+        let idle = tokio::time::sleep(self.timeout);
+        tokio::pin!(idle);
         loop {
-            let (len, src) =
-                match tokio::time::timeout(self.timeout, self.socket.recv_from(&mut buf)).await {
-                    Err(_) => {
+            let (len, src) = tokio::select! {
+                biased;
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Err(_) => continue,
+                    Ok(x) => x,
+                },
+                _ = &mut idle => {
+                    let now = tokio::time::Instant::now();
+                    if now >= last_heard + self.timeout {
                         if self.events.send(MediaEvent::RtpTimeout).is_err() {
                             return;
                         }
-                        continue;
+                        last_heard = now;
                     }
-                    Ok(Err(_)) => continue,
-                    Ok(Ok(x)) => x,
-                };
+                    idle.as_mut().reset(last_heard + self.timeout);
+                    continue;
+                }
+            };
             if !self.accept_source(src) {
                 self.metrics
                     .rtp_packets_ignored
@@ -356,6 +368,8 @@ impl Receiver {
                     .inc();
                 continue;
             }
+            // Only the peer's packets keep the call alive.
+            last_heard = tokio::time::Instant::now();
             let head = match parse_rtp(&buf[..len]) {
                 Ok(p) => (p.payload_type, p.sequence, p.timestamp, p.ssrc),
                 Err(_) => {
