@@ -104,6 +104,14 @@ pub struct Metrics {
     pub queue_waiting: IntGaugeVec,
     pub queue_callbacks_pending: IntGaugeVec,
     pub queue_longest_wait: GaugeVec,
+    /// Per queue, over the stats window (an hour): the service level, the
+    /// answered and abandoned counts, the average handle time, and the
+    /// agents who serve it by state.
+    pub queue_service_level: GaugeVec,
+    pub queue_answered_window: IntGaugeVec,
+    pub queue_abandoned_window: IntGaugeVec,
+    pub queue_handle_time: GaugeVec,
+    pub queue_agents: IntGaugeVec,
     pub queue_calls: IntCounterVec,
 }
 
@@ -313,6 +321,45 @@ impl Metrics {
         registry
             .register(Box::new(queue_longest_wait.clone()))
             .expect("unique metric");
+        let float_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let int_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let queue_service_level = float_vec(
+            "centralita_queue_service_level_ratio",
+            "Calls answered within the queue's service-level target / calls answered, over the last hour (NaN before any answer)",
+            &["queue"],
+        );
+        let queue_answered_window = int_vec(
+            "centralita_queue_answered_last_hour",
+            "Calls of the queue answered by an agent in the last hour",
+            &["queue"],
+        );
+        let queue_abandoned_window = int_vec(
+            "centralita_queue_abandoned_last_hour",
+            "Callers who hung up while waiting in the queue in the last hour",
+            &["queue"],
+        );
+        let queue_handle_time = float_vec(
+            "centralita_queue_average_handle_time_seconds",
+            "Recent average handle time (talk and wrap-up) of the queue's calls, used for the estimated wait",
+            &["queue"],
+        );
+        let queue_agents = int_vec(
+            "centralita_queue_agents",
+            "Agents who serve the queue (at its widest), by state",
+            &["queue", "state"],
+        );
         let queue_calls = counter_vec(
             &registry,
             "centralita_queue_calls_total",
@@ -328,6 +375,11 @@ impl Metrics {
             runtime_lag,
             sip_backlog,
             queue_longest_wait,
+            queue_service_level,
+            queue_answered_window,
+            queue_abandoned_window,
+            queue_handle_time,
+            queue_agents,
             queue_calls,
             agents,
             sip_auth_failures,

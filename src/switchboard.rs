@@ -461,14 +461,14 @@ async fn run(
     trunk_lines: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let agents: Vec<String> = agent_ids;
-    let queues: Vec<String> = queue_names;
+    let gauges = Gauges::new(&queue_names, &metrics);
     let mut calls: HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)> = HashMap::new();
     let mut pending = Callbacks {
         jobs: callbacks,
         targets: HashMap::new(),
         cancels: HashMap::new(),
     };
-    publish(&acd, &agents, &queues, &metrics);
+    publish(&acd, &gauges);
     // Lines the whole controller uses (callers in the IVR too), read when
     // each event is handled: a due callback waits while only reserved lines
     // are free.
@@ -578,7 +578,7 @@ async fn run(
             },
         }
         drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
-        publish(&acd, &agents, &queues, &metrics);
+        publish(&acd, &gauges);
     }
 }
 
@@ -733,35 +733,81 @@ fn drain(
     }
 }
 
-fn publish(acd: &Acd, agents: &[String], queues: &[String], metrics: &Metrics) {
+/// The gauges the switchboard keeps up to date, looked up once (publishing
+/// runs after every ACD event).
+struct Gauges {
+    queues: Vec<(String, QueueGauges)>,
+    agents: Vec<prometheus::IntGauge>,
+}
+
+struct QueueGauges {
+    waiting: prometheus::IntGauge,
+    callbacks_pending: prometheus::IntGauge,
+    longest_wait: prometheus::Gauge,
+    service_level: prometheus::Gauge,
+    answered: prometheus::IntGauge,
+    abandoned: prometheus::IntGauge,
+    handle_time: prometheus::Gauge,
+    /// By state, in [`AgentStatus::ALL`]'s order.
+    agents: Vec<prometheus::IntGauge>,
+}
+
+impl Gauges {
+    fn new(queues: &[String], metrics: &Metrics) -> Gauges {
+        let queues = queues
+            .iter()
+            .map(|q| {
+                let l = [q.as_str()];
+                let g = QueueGauges {
+                    waiting: metrics.queue_waiting.with_label_values(&l),
+                    callbacks_pending: metrics.queue_callbacks_pending.with_label_values(&l),
+                    longest_wait: metrics.queue_longest_wait.with_label_values(&l),
+                    service_level: metrics.queue_service_level.with_label_values(&l),
+                    answered: metrics.queue_answered_window.with_label_values(&l),
+                    abandoned: metrics.queue_abandoned_window.with_label_values(&l),
+                    handle_time: metrics.queue_handle_time.with_label_values(&l),
+                    agents: AgentStatus::ALL
+                        .iter()
+                        .map(|s| metrics.queue_agents.with_label_values(&[q, s.as_str()]))
+                        .collect(),
+                };
+                (q.clone(), g)
+            })
+            .collect();
+        let agents = AgentStatus::ALL
+            .iter()
+            .map(|s| metrics.agents.with_label_values(&[s.as_str()]))
+            .collect();
+        Gauges { queues, agents }
+    }
+}
+
+fn publish(acd: &Acd, gauges: &Gauges) {
     let now = Instant::now();
-    for q in queues {
+    for (q, g) in &gauges.queues {
         if let Some(st) = acd.queue_stats(q, now) {
-            metrics
-                .queue_waiting
-                .with_label_values(&[q])
-                .set(st.waiting as i64);
-            metrics
-                .queue_callbacks_pending
-                .with_label_values(&[q])
-                .set(st.callbacks_pending as i64);
-            metrics
-                .queue_longest_wait
-                .with_label_values(&[q])
-                .set(st.longest_wait.as_secs_f64());
+            g.waiting.set(st.waiting as i64);
+            g.callbacks_pending.set(st.callbacks_pending as i64);
+            g.longest_wait.set(st.longest_wait.as_secs_f64());
+            g.service_level.set(st.service_level.unwrap_or(f64::NAN));
+            g.answered.set(i64::from(st.answered));
+            g.abandoned.set(i64::from(st.abandoned));
+            g.handle_time.set(st.average_handle_time.as_secs_f64());
+            let a = &st.agents;
+            let by_state = [
+                a.logged_out,
+                a.available,
+                a.offered,
+                a.on_call,
+                a.wrap_up,
+                a.paused,
+            ];
+            for (gauge, n) in g.agents.iter().zip(by_state) {
+                gauge.set(i64::from(n));
+            }
         }
     }
-    let mut counts = [0i64; 6];
-    for a in agents {
-        if let Some(s) = acd.agent_state(a) {
-            let i = AgentStatus::ALL
-                .iter()
-                .position(|x| *x == AgentStatus::of(s))
-                .unwrap_or(0);
-            counts[i] += 1;
-        }
-    }
-    for (status, n) in AgentStatus::ALL.iter().zip(counts) {
-        metrics.agents.with_label_values(&[status.as_str()]).set(n);
+    for (gauge, n) in gauges.agents.iter().zip(acd.agent_state_counts()) {
+        gauge.set(i64::from(n));
     }
 }

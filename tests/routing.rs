@@ -50,6 +50,28 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
     assert_eq!(json["queue"], "software");
     assert_eq!(json["agent"], "ana");
     assert_eq!(json["state"], "on_call");
+    // The supervisors' view: the queue's KPIs in Prometheus.
+    let text = server.metrics.render();
+    for (name, want) in [
+        (
+            "centralita_queue_agents{queue=\"software\",state=\"on_call\"}",
+            1.0,
+        ),
+        (
+            "centralita_queue_answered_last_hour{queue=\"software\"}",
+            1.0,
+        ),
+        (
+            "centralita_queue_service_level_ratio{queue=\"software\"}",
+            1.0,
+        ),
+        (
+            "centralita_queue_abandoned_last_hour{queue=\"software\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(metric(&text, name), want, "{name}");
+    }
 
     // The caller's audio reaches the agent, and the agent's the caller.
     let caller_tone = tone(440.0, 25);

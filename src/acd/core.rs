@@ -124,6 +124,9 @@ pub struct Acd {
     tail: i64,
     head: i64,
     available_total: u32,
+    /// Agents by state kind (logged out, available, offered, on call,
+    /// wrap-up, paused), kept as states change.
+    state_counts: [u32; 6],
     directed_waiting: BTreeSet<usize>,
     to_announce: Vec<CallId>,
     no_answer_pause: Option<String>,
@@ -218,6 +221,7 @@ impl Acd {
             .enumerate()
             .map(|(i, a)| (a.id.clone(), i))
             .collect();
+        let logged_out = u32::try_from(agents.len()).unwrap_or(u32::MAX);
         Ok(Acd {
             agents,
             agent_ix,
@@ -235,6 +239,7 @@ impl Acd {
             tail: 0,
             head: 0,
             available_total: 0,
+            state_counts: [logged_out, 0, 0, 0, 0, 0],
             directed_waiting: BTreeSet::new(),
             to_announce: Vec::new(),
             no_answer_pause: config.no_answer_pause,
@@ -311,6 +316,12 @@ impl Acd {
             (Some(t), Some(r)) => Some(t.min(r)),
             (t, r) => t.or(r),
         }
+    }
+
+    /// How many agents are in each state: logged out, available, offered,
+    /// on call, wrap-up, paused (without walking the agents).
+    pub fn agent_state_counts(&self) -> [u32; 6] {
+        self.state_counts
     }
 
     pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
@@ -495,6 +506,12 @@ impl Acd {
                     c[ok] = c[ok].saturating_sub(1);
                     c[nk] += 1;
                 }
+            }
+            if let Some(n) = self.state_counts.get_mut(ok) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = self.state_counts.get_mut(nk) {
+                *n += 1;
             }
             if ok == 1 {
                 self.available_total = self.available_total.saturating_sub(1);

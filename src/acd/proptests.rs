@@ -462,6 +462,14 @@ impl World {
                 _ => prop_assert!(!self.outstanding.contains_key(a), "{a} has a stale offer"),
             }
         }
+        // The kept per-state counts match a recount.
+        let mut recount = [0u32; 6];
+        for a in AGENTS {
+            if let Some(st) = self.acd.agent_state(a) {
+                recount[st.kind()] += 1;
+            }
+        }
+        prop_assert_eq!(self.acd.agent_state_counts(), recount);
         // Calls: live ones are somewhere, finished ones nowhere; lines add up.
         prop_assert_eq!(self.acd.live_calls(), self.live.len());
         let mut lines = 0;
