@@ -5,7 +5,7 @@
 //! music, and "request callback" plays the confirmation and ends the call.
 
 use crate::acd::{OfferFailReason, TransferTarget};
-use crate::config::{FeatureCodes, RuntimeConfig, TransferTo};
+use crate::config::{FeatureCodes, RuntimeConfig};
 use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
 use crate::keypad::{Keypad, KeypadAction};
 use crate::media::clock::MediaClock;
@@ -608,7 +608,7 @@ fn on_keypad(
     ctx: &CallContext,
     action: KeypadAction,
     bridge: Option<&Bridge>,
-) -> Option<TransferTo> {
+) -> Option<TransferTarget> {
     match action {
         KeypadAction::None => None,
         KeypadAction::Pass(keys) => {
@@ -651,7 +651,7 @@ fn on_keypad(
 async fn transfer_caller(
     ctx: &CallContext,
     id: u64,
-    to: TransferTo,
+    to: TransferTarget,
     bridge: &mut Option<Bridge>,
     media: Option<&MediaSession>,
     ivr: &IvrCall,
@@ -680,10 +680,6 @@ async fn transfer_caller(
     );
     m.set_background(ctx.hold_music.clone());
     let how = if by_refer { "refer" } else { "keypad" };
-    let to = match to {
-        TransferTo::Queue(q) => TransferTarget::Queue(q),
-        TransferTo::Agent(a) => TransferTarget::Agent(a),
-    };
     let kind = match &to {
         TransferTarget::Queue(_) => "queue",
         TransferTarget::Agent(_) => "agent",

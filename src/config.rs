@@ -5,6 +5,7 @@
 //! the file's own directory, so the controller does not depend on its working
 //! directory.
 
+use crate::acd::TransferTarget;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -509,13 +510,6 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Where a transfer sends a caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferTo {
-    Queue(String),
-    Agent(String),
-}
-
 /// The validated configuration the controller runs on.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -570,17 +564,17 @@ impl RuntimeConfig {
 
     /// What a transfer names: a queue (by name or number) or an agent (by
     /// SIP user or extension).
-    pub fn transfer_target(&self, target: &str) -> Option<TransferTo> {
+    pub fn transfer_target(&self, target: &str) -> Option<TransferTarget> {
         if self.queues.contains_key(target) {
-            return Some(TransferTo::Queue(target.to_string()));
+            return Some(TransferTarget::Queue(target.to_string()));
         }
         if let Some(q) = self.queue_by_number(target) {
-            return Some(TransferTo::Queue(q.to_string()));
+            return Some(TransferTarget::Queue(q.to_string()));
         }
         self.agents
             .iter()
             .find(|(_, a)| a.sip_user == target || a.extension.as_deref() == Some(target))
-            .map(|(id, _)| TransferTo::Agent(id.clone()))
+            .map(|(id, _)| TransferTarget::Agent(id.clone()))
     }
 
     /// Read and validate a config file, applying command-line overrides.
@@ -1019,8 +1013,8 @@ mod tests {
             "/config/centralita.toml"
         ));
         let cfg = RuntimeConfig::load(path, &Overrides::default()).expect("shipped config loads");
-        let q = |s: &str| Some(TransferTo::Queue(s.into()));
-        let a = |s: &str| Some(TransferTo::Agent(s.into()));
+        let q = |s: &str| Some(TransferTarget::Queue(s.into()));
+        let a = |s: &str| Some(TransferTarget::Agent(s.into()));
         assert_eq!(cfg.transfer_target("hardware"), q("hardware"));
         assert_eq!(cfg.transfer_target("202"), q("hardware"));
         assert_eq!(cfg.transfer_target("carmen"), a("carmen"));
