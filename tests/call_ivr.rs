@@ -11,20 +11,6 @@ use std::time::Duration;
 
 const FRAME: usize = 160;
 
-/// Wait until the call has received the prompt's length of audio (plus
-/// slack) after packet `mark`, then return the best correlation of what came
-/// after `mark` with the prompt. Take `mark` before the key that starts it.
-async fn heard_after(call: &Call, mark: usize, lang: &str, name: &str) -> f64 {
-    // The first 5 s of a long prompt (the main menu lasts ~25 s) is proof enough.
-    let mut expected = prompt_samples(lang, name);
-    expected.truncate(5 * 8000);
-    let frames = expected.len() / FRAME + 60;
-    call.wait_packets(mark + frames, Duration::from_secs(40))
-        .await;
-    let pkts = call.packets();
-    best_correlation(&decode(&pkts[mark..], call.pt), &expected, 60)
-}
-
 async fn heard(call: &Call, lang: &str, name: &str) -> f64 {
     heard_after(call, 0, lang, name).await
 }

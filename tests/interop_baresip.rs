@@ -78,6 +78,20 @@ fn pcap_audio(path: &str) -> Vec<i16> {
     out
 }
 
+/// Start baresip on the config directory `dir`, quiet, with `args`; its
+/// stdin is a pipe (its keyboard: commands such as `/transfer`).
+fn spawn_baresip(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new("baresip")
+        .arg("-f")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baresip")
+}
+
 fn sipp_found() -> bool {
     peer_available("sipp", "-v", "sip-tester")
 }
@@ -89,14 +103,7 @@ async fn baresip_registers_as_an_agent_with_digest_md5() {
     }
     let server = start_server().await;
     let dir = baresip_dir(server.sip_addr, "bruno", "bruno-demo-1234");
-    let mut child = Command::new("baresip")
-        .arg("-f")
-        .arg(&dir)
-        .args(["-t", "30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start baresip");
+    let mut child = spawn_baresip(&dir, &["-t", "30"]);
     let registered = {
         let start = std::time::Instant::now();
         loop {
@@ -132,14 +139,7 @@ async fn a_sipp_caller_choosing_hardware_is_bridged_to_the_baresip_agent() {
     let server = start_server().await;
     let dir = baresip_dir(server.sip_addr, "bruno", "bruno-demo-1234");
     // Bruno's softphone registers, auto-answers, and dials *11 (ready).
-    let mut child = Command::new("baresip")
-        .arg("-f")
-        .arg(&dir)
-        .args(["-e", "/dial *11", "-t", "60"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start baresip");
+    let mut child = spawn_baresip(&dir, &["-e", "/dial *11", "-t", "60"]);
     let mut ready = false;
     for _ in 0..1500 {
         if server.agent_status("bruno").await.map(|s| s.as_str()) == Some("available")
@@ -184,15 +184,7 @@ async fn a_sipp_caller_choosing_hardware_is_bridged_to_the_baresip_agent() {
     .await
     .expect("join")
     .expect("sipp runs");
-    let text = server.metrics.render();
-    let to_agent = metric(
-        &text,
-        "centralita_rtp_packets_relayed_total{direction=\"caller_to_agent\"}",
-    );
-    let to_caller = metric(
-        &text,
-        "centralita_rtp_packets_relayed_total{direction=\"agent_to_caller\"}",
-    );
+    let (to_agent, to_caller) = relayed(&server);
     // baresip closes its recording when our BYE ends the call: wait for a
     // recording of more than 5 s to be complete (bounded).
     let recording = |dir: &std::path::Path| -> Vec<i16> {
@@ -259,15 +251,7 @@ async fn baresip_transfers_its_caller_to_another_queue_with_refer() {
     let server = start_server().await;
     let dir = baresip_dir(server.sip_addr, "bruno", "bruno-demo-1234");
     // Bruno's softphone, driven through its keyboard (stdin): ready with *11.
-    let mut child = Command::new("baresip")
-        .arg("-f")
-        .arg(&dir)
-        .args(["-t", "60"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start baresip");
+    let mut child = spawn_baresip(&dir, &["-t", "60"]);
     let mut keyboard = child.stdin.take().expect("baresip's stdin");
     let mut command = |line: &str| {
         let _ = keyboard.write_all(format!("{line}\n").as_bytes());
@@ -289,16 +273,7 @@ async fn baresip_transfers_its_caller_to_another_queue_with_refer() {
     wait_metric(&server, "centralita_queue_waiting{queue=\"software\"}", 1.0).await;
     wait_status(&server, "bruno", "wrap_up").await;
     // The caller stays on the line and hears "transferring".
-    let transferring = prompt_samples("es", "transferring");
-    let frames = transferring.len() / 160 + 40;
-    caller
-        .wait_packets(m + frames, Duration::from_secs(20))
-        .await;
-    let corr = best_correlation(
-        &decode(&caller.packets()[m..], caller.pt),
-        &transferring,
-        60,
-    );
+    let corr = heard_after(&caller, m, "es", "transferring").await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -884,3 +884,30 @@ pub async fn wait_status(server: &centralita::server::Server, agent: &str, want:
     }
     panic!("{agent} is {status:?}, expected {want}");
 }
+
+/// Wait until the call has received the prompt's length of audio (plus
+/// slack) after packet `mark`, then return the best correlation of what came
+/// after `mark` with the prompt. Take `mark` before what starts it.
+pub async fn heard_after(call: &Call, mark: usize, lang: &str, name: &str) -> f64 {
+    // The first 5 s of a long prompt (the main menu lasts ~25 s) is proof enough.
+    let mut expected = prompt_samples(lang, name);
+    expected.truncate(5 * 8000);
+    let frames = expected.len() / 160 + 60;
+    call.wait_packets(mark + frames, Duration::from_secs(40))
+        .await;
+    let pkts = call.packets();
+    best_correlation(&decode(&pkts[mark..], call.pt), &expected, 60)
+}
+
+/// RTP packets relayed between bridged legs so far: (caller to agent,
+/// agent to caller).
+pub fn relayed(server: &Server) -> (f64, f64) {
+    let text = server.metrics.render();
+    let dir = |d: &str| {
+        metric(
+            &text,
+            &format!("centralita_rtp_packets_relayed_total{{direction=\"{d}\"}}"),
+        )
+    };
+    (dir("caller_to_agent"), dir("agent_to_caller"))
+}
