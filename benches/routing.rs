@@ -47,7 +47,6 @@ fn setup(waiting: usize) -> (Acd, Instant) {
     let mut acd = Acd::new(AcdConfig {
         agents,
         queues,
-        lines: 100_000,
         ..AcdConfig::default()
     })
     .expect("config");

@@ -239,6 +239,22 @@ pub struct FeatureCodes {
     pub transfer_prefix: String,
 }
 
+impl FeatureCodes {
+    /// Which feature, if `dialed` is one of the codes.
+    pub fn feature_of(&self, dialed: &str) -> Option<crate::acd::driver::Feature> {
+        use crate::acd::driver::Feature;
+        if dialed == self.ready {
+            Some(Feature::Ready)
+        } else if dialed == self.pause {
+            Some(Feature::Pause)
+        } else if dialed == self.logout {
+            Some(Feature::Logout)
+        } else {
+            None
+        }
+    }
+}
+
 impl Default for FeatureCodes {
     fn default() -> Self {
         FeatureCodes {

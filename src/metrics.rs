@@ -36,6 +36,69 @@ pub enum CallOutcome {
     Failed,
 }
 
+/// How an agent asked for a transfer (label `how`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferHow {
+    /// The phone's REFER (blind transfer).
+    Refer,
+    /// The in-call feature code (`##` + target + `#`).
+    Keypad,
+}
+
+impl TransferHow {
+    pub const ALL: [TransferHow; 2] = [TransferHow::Refer, TransferHow::Keypad];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TransferHow::Refer => "refer",
+            TransferHow::Keypad => "keypad",
+        }
+    }
+}
+
+/// What became of a transfer (label `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferResult {
+    Done,
+    /// The ACD refused it (a logged-out agent, the same agent, …).
+    Refused,
+}
+
+impl TransferResult {
+    pub const ALL: [TransferResult; 2] = [TransferResult::Done, TransferResult::Refused];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TransferResult::Done => "done",
+            TransferResult::Refused => "refused",
+        }
+    }
+}
+
+/// What an agent's keypad transfer code came to (label `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeypadResult {
+    Transferred,
+    UnknownTarget,
+    Refused,
+}
+
+impl KeypadResult {
+    pub const ALL: [KeypadResult; 3] = [
+        KeypadResult::Transferred,
+        KeypadResult::UnknownTarget,
+        KeypadResult::Refused,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            KeypadResult::Transferred => "transferred",
+            KeypadResult::UnknownTarget => "unknown_target",
+            KeypadResult::Refused => "refused",
+        }
+    }
+}
+
 impl CallOutcome {
     pub const ALL: [CallOutcome; 11] = [
         CallOutcome::AgentHangup,
@@ -230,18 +293,20 @@ impl Metrics {
             "Transfers agents typed during calls (transfer prefix, target, #), by result",
             &["result"],
         );
-        for r in ["transferred", "unknown_target"] {
-            keypad_transfers.with_label_values(&[r]);
+        for r in KeypadResult::ALL {
+            keypad_transfers.with_label_values(&[r.label()]);
         }
         let transfers = counter_vec(
             &registry,
             "centralita_transfers_total",
-            "Callers an agent transferred, by how (refer, keypad) and to what (queue, agent)",
-            &["how", "to"],
+            "Transfers agents asked for, by how (refer, keypad), to what (queue, agent) and result (done, refused by the ACD)",
+            &["how", "result", "to"],
         );
-        for how in ["refer", "keypad"] {
-            for to in ["queue", "agent"] {
-                transfers.with_label_values(&[how, to]);
+        for how in TransferHow::ALL {
+            for result in TransferResult::ALL {
+                for to in ["queue", "agent"] {
+                    transfers.with_label_values(&[how.label(), result.label(), to]);
+                }
             }
         }
         let lines_in_use = gauge(

@@ -1,28 +1,7 @@
 //! The decision cores are sans-IO: they name no tokio, no socket and never
 //! read the clock. This test fails when one of them does.
 
-const CORES: &[&str] = &[
-    "src/ivr/engine.rs",
-    "src/ivr/script.rs",
-    "src/ivr/mod.rs",
-    "src/sdp.rs",
-    "src/sip/raw.rs",
-    "src/sip/digest.rs",
-    "src/sip/registrar.rs",
-    "src/acd/mod.rs",
-    "src/acd/core.rs",
-    "src/acd/agent.rs",
-    "src/acd/queue.rs",
-    "src/acd/strategy.rs",
-    "src/acd/config.rs",
-    "src/media/g711.rs",
-    "src/media/rtp.rs",
-    "src/media/prompts.rs",
-    "src/media/dtmf/mod.rs",
-    "src/media/dtmf/inband.rs",
-    "src/media/dtmf/rfc4733.rs",
-    "src/media/dtmf/info.rs",
-];
+use centralita::SANS_IO_CORES as CORES;
 
 #[test]
 fn cores_name_no_tokio_no_socket_and_no_clock() {
@@ -39,6 +18,7 @@ fn cores_name_no_tokio_no_socket_and_no_clock() {
             let code = line.split("//").next().unwrap_or_default();
             for banned in [
                 "tokio",
+                "std::thread",
                 "UdpSocket",
                 "TcpStream",
                 "Instant::now",

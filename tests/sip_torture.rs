@@ -1,5 +1,5 @@
 //! RFC 4475 and RFC 5118 torture messages, sent byte-exact (with the fixes
-//! the archive needs, see ../shared/sip-torture/README.md) over UDP to the
+//! the archive needs, see tests/sip-torture/README.md) over UDP to the
 //! running server. Each must get exactly the answer in
 //! `tests/sip_torture_expected.tsv`; a "dropped" message is proven dropped by
 //! an OPTIONS probe still being answered and the dropped counter moving.
@@ -14,10 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn torture_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/sip-torture"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip-torture"))
 }
 
 fn expected() -> BTreeMap<String, (String, String)> {
@@ -76,7 +73,7 @@ async fn every_torture_message_gets_its_listed_answer_then_a_call_works() {
     let server = start_server().await;
     let table = expected();
     let index = std::fs::read_to_string(torture_dir().join("INDEX.tsv"))
-        .expect("INDEX.tsv (../shared/sip-torture)");
+        .expect("INDEX.tsv (tests/sip-torture)");
     let mut mismatches = Vec::new();
     let mut seen = 0;
     for line in index.lines().skip(1) {

@@ -241,9 +241,9 @@ async fn the_agent_sends_the_caller_to_another_agent_by_extension_and_by_refer()
     wait_status(&server, "carmen", "wrap_up").await;
     let text = server.metrics.render();
     for (labels, n) in [
-        ("how=\"keypad\",to=\"agent\"", 1.0),
-        ("how=\"refer\",to=\"agent\"", 1.0),
-        ("how=\"refer\",to=\"queue\"", 0.0),
+        ("how=\"keypad\",result=\"done\",to=\"agent\"", 1.0),
+        ("how=\"refer\",result=\"done\",to=\"agent\"", 1.0),
+        ("how=\"refer\",result=\"done\",to=\"queue\"", 0.0),
     ] {
         assert_eq!(
             metric(&text, &format!("centralita_transfers_total{{{labels}}}")),

@@ -167,10 +167,6 @@ impl QueueConfig {
 pub struct AcdConfig {
     pub agents: Vec<AgentConfig>,
     pub queues: Vec<QueueConfig>,
-    /// Trunk size (default 30): each customer call/callback takes a line.
-    pub lines: u32,
-    /// Lines never used by support calls or callbacks (default 0).
-    pub reserve: u32,
     /// Pause reason after a failed offer (`None`: agent back to Available).
     pub no_answer_pause: Option<String>,
     /// Callback retries after the first failure (default 2).
@@ -188,8 +184,6 @@ impl Default for AcdConfig {
         AcdConfig {
             agents: Vec::new(),
             queues: Vec::new(),
-            lines: 30,
-            reserve: 0,
             no_answer_pause: Some("no-answer".to_string()),
             callback_retries: 2,
             callback_retry_delay: Duration::from_secs(60),
@@ -217,8 +211,6 @@ pub enum AcdConfigError {
     },
     #[error("{who:?}: support level {level} is not 1 or 2")]
     BadSupportLevel { who: String, level: u8 },
-    #[error("reserve ({reserve}) must be smaller than lines ({lines})")]
-    ReserveTooLarge { lines: u32, reserve: u32 },
     #[error("queue {queue:?}: {what} must be greater than zero")]
     ZeroDuration { queue: String, what: &'static str },
     #[error("queue {queue:?}: service level percent {percent} is over 100")]
@@ -230,12 +222,6 @@ pub enum AcdConfigError {
 impl AcdConfig {
     /// Checks everything [`super::Acd::new`] relies on. Unknown skill names are fine.
     pub fn validate(&self) -> Result<(), AcdConfigError> {
-        if self.reserve >= self.lines {
-            return Err(AcdConfigError::ReserveTooLarge {
-                lines: self.lines,
-                reserve: self.reserve,
-            });
-        }
         if self.aht_samples == 0 {
             return Err(AcdConfigError::ZeroAhtSamples);
         }

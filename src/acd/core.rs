@@ -1,4 +1,4 @@
-//! The ACD core: [`Acd`]. Owns the calls, the timers, the line count and the
+//! The ACD core: [`Acd`]. Owns the calls, the timers and the
 //! dispatch loop that matches waiting callers with Available qualified agents.
 //! Sans-IO: `handle_event` / `handle_timeout` take `now`, `poll_action` /
 //! `poll_timeout` hand work back to the driver. Never panics on input: unknown
@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-/// How often a due callback that waits for a free line looks again.
+/// How long a due callback that found no free line waits before it looks
+/// again (lines free up without telling the ACD: a caller in the IVR hangs up).
 const LINE_RECHECK: Duration = Duration::from_secs(1);
 
 use super::agent::{self, Agent, AgentState, CmdEffect, Pending};
@@ -59,6 +60,8 @@ struct Callback {
     number: Option<String>,
     failures: u32,
     not_before: Option<Instant>,
+    /// The caller's own call is over (it is not called back before).
+    caller_released: bool,
 }
 
 #[derive(Debug)]
@@ -70,7 +73,6 @@ struct Call {
     /// When it entered its current queue (widening and max wait count from here).
     entered: Instant,
     place: Place,
-    holds_line: bool,
     /// Some while the caller waits for a callback (place kept, no line).
     callback: Option<Callback>,
     /// The callback reached the customer (outcome CalledBack).
@@ -114,13 +116,6 @@ pub struct Acd {
     timers: BTreeMap<TimerKey, Timer>,
     timer_seq: u64,
     actions: VecDeque<AcdAction>,
-    lines: u32,
-    reserve: u32,
-    lines_in_use: u32,
-    /// The whole trunk's use, as the driver last reported it.
-    trunk_in_use: u32,
-    /// A due callback waits for a line: look again at this time.
-    line_recheck: Option<Instant>,
     tail: i64,
     head: i64,
     available_total: u32,
@@ -231,11 +226,6 @@ impl Acd {
             timers: BTreeMap::new(),
             timer_seq: 0,
             actions: VecDeque::new(),
-            lines: config.lines,
-            reserve: config.reserve,
-            lines_in_use: 0,
-            trunk_in_use: 0,
-            line_recheck: None,
             tail: 0,
             head: 0,
             available_total: 0,
@@ -268,7 +258,8 @@ impl Acd {
                 reason,
             } => self.offer_failed(now, call, &agent, reason),
             AcdEvent::CallEnded { call } => self.call_ended(now, call),
-            AcdEvent::RequestCallback { call, number } => self.request_callback(call, number),
+            AcdEvent::RequestCallback { call, number } => self.request_callback(now, call, number),
+            AcdEvent::NoLineForCallback { call } => self.no_line_for_callback(now, call),
             AcdEvent::CallbackConnected { call } => self.callback_connected(now, call),
             AcdEvent::CallbackFailed { call } => self.callback_failed(now, call),
             AcdEvent::Transfer { call, to } => self.transfer(now, call, to),
@@ -278,9 +269,6 @@ impl Acd {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.line_recheck.is_some_and(|r| r <= now) {
-            self.line_recheck = None;
-        }
         while let Some((&key, &timer)) = self.timers.first_key_value() {
             if key.0 > now {
                 break;
@@ -311,11 +299,7 @@ impl Acd {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.timers.keys().next().map(|k| k.0);
-        match (timer, self.line_recheck) {
-            (Some(t), Some(r)) => Some(t.min(r)),
-            (t, r) => t.or(r),
-        }
+        self.timers.keys().next().map(|k| k.0)
     }
 
     /// How many agents are in each state: logged out, available, offered,
@@ -417,11 +401,6 @@ impl Acd {
         })
     }
 
-    /// Lines in use (customer calls and callback customer legs).
-    pub fn lines_in_use(&self) -> u32 {
-        self.lines_in_use
-    }
-
     /// Live calls (not finished).
     pub fn live_calls(&self) -> usize {
         self.calls.len()
@@ -443,39 +422,6 @@ impl Acd {
         self.queues
             .get(q)
             .map_or_else(String::new, |x| x.cfg.name.clone())
-    }
-
-    /// A line for a callback: neither the calls the ACD holds nor the whole
-    /// trunk's use (callers still in the IVR included) reaches the reserve.
-    fn line_free(&self) -> bool {
-        self.lines_in_use
-            .max(self.trunk_in_use)
-            .saturating_add(self.reserve)
-            < self.lines
-    }
-
-    /// The trunk's lines in use by the whole controller (the driver counts
-    /// every external leg, including callers the ACD does not hold yet).
-    pub fn set_trunk_lines_in_use(&mut self, n: u32) {
-        self.trunk_in_use = n;
-    }
-
-    fn take_line(&mut self, c: CallId) {
-        if let Some(call) = self.calls.get_mut(&c) {
-            if !call.holds_line {
-                call.holds_line = true;
-                self.lines_in_use += 1;
-            }
-        }
-    }
-
-    fn drop_line(&mut self, c: CallId) {
-        if let Some(call) = self.calls.get_mut(&c) {
-            if call.holds_line {
-                call.holds_line = false;
-                self.lines_in_use = self.lines_in_use.saturating_sub(1);
-            }
-        }
     }
 
     fn set_timer(&mut self, c: CallId, slot: Slot, at: Option<Instant>) {
@@ -627,7 +573,6 @@ impl Acd {
 
     /// Remove a call for good with its outcome.
     fn finish(&mut self, c: CallId, outcome: Outcome) {
-        self.drop_line(c);
         let Some(call) = self.calls.remove(&c) else {
             return;
         };
@@ -773,12 +718,8 @@ impl Acd {
         self.arm_queue_timers(now, c);
     }
 
-    /// Every agent leg of an offer is gone: give the line of a callback back
-    /// and requeue at the head.
+    /// Every agent leg of an offer is gone: requeue at the head.
     fn offer_lapsed(&mut self, now: Instant, c: CallId) {
-        if self.calls.get(&c).is_some_and(|x| x.callback.is_some()) {
-            self.drop_line(c);
-        }
         self.requeue_head(now, c);
     }
 
@@ -876,13 +817,7 @@ impl Acd {
                 continue;
             }
             if let Some(cb) = &call.callback {
-                if cb.not_before.is_some_and(|t| t > now) {
-                    continue;
-                }
-                if !self.line_free() {
-                    // Lines free up without telling the ACD (an IVR caller
-                    // hangs up): look again shortly.
-                    self.line_recheck = now.checked_add(LINE_RECHECK);
+                if !cb.caller_released || cb.not_before.is_some_and(|t| t > now) {
                     continue;
                 }
             }
@@ -927,9 +862,6 @@ impl Acd {
             .map_or(Duration::from_secs(15), |q| q.cfg.ring_timeout);
         self.clear_timers(c);
         self.set_timer(c, Slot::Ring, now.checked_add(ring));
-        if callback.is_some() {
-            self.take_line(c);
-        }
         for a in agents {
             let agent = self.agent_id(a);
             self.emit(match &callback {
@@ -963,8 +895,8 @@ impl Acd {
             return; // duplicate id: ignored
         }
         let qi = match self.queue_ix.get(queue) {
-            Some(&qi) if self.line_free() => qi,
-            _ => {
+            Some(&qi) => qi,
+            None => {
                 self.emit(AcdAction::Block { call: c });
                 self.emit(AcdAction::CallFinished {
                     call: c,
@@ -982,7 +914,6 @@ impl Acd {
                 arrived: now,
                 entered: now,
                 place: Place::Queued((Reverse(0), 0)),
-                holds_line: false,
                 callback: None,
                 called_back: false,
                 answered: false,
@@ -991,17 +922,22 @@ impl Acd {
                 timers: [None; 5],
             },
         );
-        self.take_line(c);
         self.enter_queue(now, c, qi, 0, true);
     }
 
     fn caller_hung_up(&mut self, now: Instant, c: CallId) {
-        let Some(call) = self.calls.get(&c) else {
+        let Some(call) = self.calls.get_mut(&c) else {
             return;
         };
         let q = call.queue;
         match &call.place {
-            Place::Queued(_) if call.callback.is_some() => {} // line already released on purpose
+            // Waiting for a callback: the caller's line is down now (on
+            // purpose, not an abandon); the callback may go ahead.
+            Place::Queued(_) if call.callback.is_some() => {
+                if let Some(cb) = call.callback.as_mut() {
+                    cb.caller_released = true;
+                }
+            }
             Place::Queued(_) | Place::Directed(_) => {
                 if let Some(q) = self.queues.get_mut(q) {
                     q.record_abandon(now);
@@ -1276,26 +1212,67 @@ impl Acd {
         }
     }
 
-    fn request_callback(&mut self, c: CallId, number: Option<String>) {
+    /// Keep the caller's place and call it back. A caller waiting in its
+    /// queue is held (`ReleaseLine`); so is one whose offer is ringing: the
+    /// offer is withdrawn, the agent freed without a pause, the caller put
+    /// back at the head. A caller transferred to one agent is refused
+    /// (`CallbackRefused`). The callback waits until the caller's line is
+    /// down (its `CallerHungUp`), so that nobody is called back while still
+    /// on the line.
+    fn request_callback(&mut self, now: Instant, c: CallId, number: Option<String>) {
         let Some(call) = self.calls.get_mut(&c) else {
             return;
         };
-        if !matches!(call.place, Place::Queued(_)) {
-            return;
-        }
         if let Some(cb) = &mut call.callback {
             cb.number = number;
             return;
         }
+        let ringing = match &call.place {
+            Place::Queued(_) => None,
+            Place::Offered {
+                agents,
+                agent_answered: false,
+            } if call.directed.is_none() => Some(agents.clone()),
+            _ => return self.emit(AcdAction::CallbackRefused { call: c }),
+        };
         call.callback = Some(Callback {
             number,
             failures: 0,
             not_before: None,
+            caller_released: false,
         });
-        self.drop_line(c);
+        if let Some(agents) = ringing {
+            call.place = Place::Offered {
+                agents: Vec::new(),
+                agent_answered: false,
+            };
+            self.cancel_offers(now, c, agents, None);
+            self.requeue_head(now, c);
+        }
         self.set_timer(c, Slot::MaxWait, None);
         self.set_timer(c, Slot::Announce, None);
         self.emit(AcdAction::ReleaseLine { call: c });
+    }
+
+    /// The driver found no free line for a due callback: the agent goes back
+    /// to Available (idle time kept), the callback to the head of its queue,
+    /// and it looks again after [`LINE_RECHECK`] (not a failed attempt).
+    fn no_line_for_callback(&mut self, now: Instant, c: CallId) {
+        let Some(call) = self.calls.get_mut(&c) else {
+            return;
+        };
+        let (Some(cb), Place::Offered { agents, .. }) = (&mut call.callback, &call.place) else {
+            return;
+        };
+        cb.not_before = now.checked_add(LINE_RECHECK);
+        let agents = agents.clone();
+        call.place = Place::Offered {
+            agents: Vec::new(),
+            agent_answered: false,
+        };
+        self.set_timer(c, Slot::Ring, None);
+        self.cancel_offers(now, c, agents, None);
+        self.requeue_head(now, c);
     }
 
     fn callback_connected(&mut self, now: Instant, c: CallId) {
@@ -1336,7 +1313,6 @@ impl Acd {
             agent_answered: false,
         };
         self.cancel_offers(now, c, agents, None);
-        self.drop_line(c);
         if give_up {
             self.finish(c, Outcome::CallbackGaveUp);
         } else {
@@ -1357,6 +1333,7 @@ impl Acd {
                 let Some(&t) = self.queue_ix.get(&name) else {
                     return self.emit(reject("unknown queue"));
                 };
+                self.emit(AcdAction::Transferred { call: c });
                 self.start_wrap_up(now, from);
                 if let Some(call) = self.calls.get_mut(&c) {
                     call.directed = None;
@@ -1378,6 +1355,7 @@ impl Acd {
                 {
                     return self.emit(reject("agent logged out"));
                 }
+                self.emit(AcdAction::Transferred { call: c });
                 self.start_wrap_up(now, from);
                 self.clear_timers(c);
                 if let Some(call) = self.calls.get_mut(&c) {

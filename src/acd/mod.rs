@@ -70,6 +70,8 @@
 mod agent;
 mod config;
 mod core;
+pub mod driver;
+pub mod lines;
 mod queue;
 mod strategy;
 
@@ -127,7 +129,7 @@ pub enum Outcome {
     Served,
     /// Hung up while waiting or ringing.
     Abandoned,
-    /// Refused on arrival (only reserved lines free, or unknown queue).
+    /// Refused on arrival (an unknown queue).
     Blocked,
     /// A callback reached the customer and the call ended.
     CalledBack,
@@ -177,9 +179,15 @@ pub enum AcdEvent {
         call: CallId,
     },
     /// Keep my place, call me back (at `number`, or the caller id if `None`).
+    /// Answered with [`AcdAction::ReleaseLine`] or [`AcdAction::CallbackRefused`].
     RequestCallback {
         call: CallId,
         number: Option<String>,
+    },
+    /// A due callback ([`AcdAction::OfferCallback`]) found no free line:
+    /// it waits and looks again shortly.
+    NoLineForCallback {
+        call: CallId,
     },
     /// The customer leg of a callback answered.
     CallbackConnected {
@@ -229,6 +237,16 @@ pub enum AcdAction {
     },
     /// The caller's line can be hung up: its place is kept for a callback.
     ReleaseLine {
+        call: CallId,
+    },
+    /// The caller cannot be called back from where it waits (transferred to
+    /// one agent): it keeps waiting.
+    CallbackRefused {
+        call: CallId,
+    },
+    /// The transfer was taken: the call waits in its new queue (or for its
+    /// agent); the transferring agent is in wrap-up.
+    Transferred {
         call: CallId,
     },
     /// The call moved from one queue to another.

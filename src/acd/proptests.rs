@@ -3,7 +3,7 @@
 //! - an agent is never offered two calls at once; an Offered agent's call is
 //!   exactly one, and that call lists the agent among its legs;
 //! - no caller is lost: every arrived call is either live in exactly one place
-//!   or finished with exactly one outcome; line count matches;
+//!   or finished with exactly one outcome;
 //! - FIFO within a priority: a never-offered, non-callback call is never offered
 //!   while an earlier-entered one of the same queue and priority still waits
 //!   (calls requeued at head, callbacks and transfers are excluded);
@@ -25,7 +25,6 @@ use proptest::strategy::Strategy as _;
 
 const AGENTS: [&str; 4] = ["a0", "a1", "a2", "a3"];
 const QUEUES: [&str; 3] = ["sw", "gen", "bill"];
-const LINES: u32 = 6;
 
 fn config(strategy: Strategy, wrap: u64) -> AcdConfig {
     let w = Duration::from_secs(wrap);
@@ -66,8 +65,6 @@ fn config(strategy: Strategy, wrap: u64) -> AcdConfig {
     AcdConfig {
         agents,
         queues,
-        lines: LINES,
-        reserve: 1,
         callback_retries: 1,
         callback_retry_delay: s(20),
         ..AcdConfig::default()
@@ -101,6 +98,7 @@ enum Op {
     RequestCallback(usize),
     CallbackConnected(usize),
     CallbackFailed(usize),
+    NoLine(usize),
     Transfer(usize, usize),
     Advance(u64),
     /// An out-of-place event for an arbitrary call/agent (robustness).
@@ -123,6 +121,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::RequestCallback),
         1 => any::<usize>().prop_map(Op::CallbackConnected),
         1 => any::<usize>().prop_map(Op::CallbackFailed),
+        1 => any::<usize>().prop_map(Op::NoLine),
         1 => (any::<usize>(), 0..7usize).prop_map(|(i, t)| Op::Transfer(i, t)),
         3 => (0..40u64).prop_map(Op::Advance),
         1 => (0..6u8, any::<usize>(), 0..4usize).prop_map(|(kind, call, agent)| Op::Junk { kind, call, agent }),
@@ -370,14 +369,18 @@ impl World {
             }
             Op::RequestCallback(i) => {
                 if let Some(c) = Self::pick(&live, i) {
-                    if let Some(CallStatus::Queued { .. }) = self.acd.call_status(CallId(c)) {
-                        self.callbacks.insert(c);
-                        self.untaint(c);
-                    }
                     self.event(AcdEvent::RequestCallback {
                         call: CallId(c),
                         number: None,
                     })?;
+                    // Held (waiting, or its ringing offer withdrawn): a
+                    // callback from now on, out of the FIFO check.
+                    if let Some(CallStatus::Queued { callback: true, .. }) =
+                        self.acd.call_status(CallId(c))
+                    {
+                        self.callbacks.insert(c);
+                        self.untaint(c);
+                    }
                 }
             }
             Op::CallbackConnected(i) => {
@@ -388,6 +391,11 @@ impl World {
             Op::CallbackFailed(i) => {
                 if let Some((call, _)) = Self::pick(&self.offered(), i) {
                     self.event(AcdEvent::CallbackFailed { call })?;
+                }
+            }
+            Op::NoLine(i) => {
+                if let Some((call, _)) = Self::pick(&self.offered(), i) {
+                    self.event(AcdEvent::NoLineForCallback { call })?;
                 }
             }
             Op::Transfer(i, t) => {
@@ -470,33 +478,25 @@ impl World {
             }
         }
         prop_assert_eq!(self.acd.agent_state_counts(), recount);
-        // Calls: live ones are somewhere, finished ones nowhere; lines add up.
+        // Calls: live ones are somewhere, finished ones nowhere.
         prop_assert_eq!(self.acd.live_calls(), self.live.len());
-        let mut lines = 0;
         for &c in &self.live {
             let st = self.acd.call_status(CallId(c));
             prop_assert!(st.is_some(), "call {c} lost");
             prop_assert!(!self.outcomes.contains_key(&c));
-            match st {
-                Some(CallStatus::Queued { callback: true, .. }) => {}
-                Some(CallStatus::Offered { agents }) => {
-                    prop_assert!(!agents.is_empty());
-                    for a in agents {
-                        prop_assert_eq!(
-                            self.acd.agent_state(&a),
-                            Some(&AgentState::Offered { call: CallId(c) })
-                        );
-                    }
-                    lines += 1;
+            if let Some(CallStatus::Offered { agents }) = st {
+                prop_assert!(!agents.is_empty());
+                for a in agents {
+                    prop_assert_eq!(
+                        self.acd.agent_state(&a),
+                        Some(&AgentState::Offered { call: CallId(c) })
+                    );
                 }
-                _ => lines += 1,
             }
         }
         for c in self.outcomes.keys() {
             prop_assert!(self.acd.call_status(CallId(*c)).is_none());
         }
-        prop_assert_eq!(self.acd.lines_in_use(), lines);
-        prop_assert!(lines <= LINES);
         // Per-queue counters agree with the agents' states.
         for q in QUEUES {
             let stats = self.acd.queue_stats(q, self.now);
@@ -524,6 +524,14 @@ impl World {
         for _ in 0..400 {
             if self.live.is_empty() {
                 break;
+            }
+            // A caller whose callback is held hangs up its own line.
+            for c in self.live_vec() {
+                if let Some(CallStatus::Queued { callback: true, .. }) =
+                    self.acd.call_status(CallId(c))
+                {
+                    self.event(AcdEvent::CallerHungUp { call: CallId(c) })?;
+                }
             }
             for a in AGENTS {
                 match self.acd.agent_state(a) {

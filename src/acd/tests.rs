@@ -311,7 +311,6 @@ fn caller_hangup_during_offer_cancels_agent_leg() {
         }));
     assert_eq!(finished(&acts, 1), Some(Outcome::Abandoned));
     assert_eq!(h.state("a1"), AgentState::Available);
-    assert_eq!(h.acd.lines_in_use(), 0);
 }
 
 #[test]
@@ -550,7 +549,6 @@ fn no_agents_logged_in_plays_message() {
             prompt: "closed".into()
         }));
     assert_eq!(finished(&acts, 1), Some(Outcome::MessageHangup));
-    assert_eq!(h.acd.lines_in_use(), 0);
     // Paused counts as logged in: the call is accepted.
     h.login("a1");
     h.cmd("a1", AgentCommand::Pause("meeting".into()));
@@ -560,108 +558,137 @@ fn no_agents_logged_in_plays_message() {
 }
 
 #[test]
-fn reserved_lines_block_new_calls() {
-    let mut c = cfg(vec![ag("a1")], vec![sales()]);
-    c.lines = 3;
-    c.reserve = 1;
-    let mut h = H::new(c);
-    h.arrive(1, "support", 0);
-    h.arrive(2, "support", 0);
-    h.arrive(3, "support", 0);
+fn a_call_for_an_unknown_queue_is_blocked() {
+    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
+    h.arrive(1, "nowhere", 0);
     let acts = h.take();
-    assert!(has(&acts, |x| *x == AcdAction::Block { call: CallId(3) }));
-    assert_eq!(finished(&acts, 3), Some(Outcome::Blocked));
-    assert_eq!(h.acd.lines_in_use(), 2);
-    h.ev(AcdEvent::CallerHungUp { call: CallId(1) });
-    h.arrive(4, "support", 0);
-    assert_eq!(finished(&h.take(), 4), None);
+    assert!(has(&acts, |x| *x == AcdAction::Block { call: CallId(1) }));
+    assert_eq!(finished(&acts, 1), Some(Outcome::Blocked));
 }
 
 #[test]
-fn callback_keeps_place_and_frees_line() {
-    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
+fn callback_keeps_place_and_waits_for_the_callers_line_to_go() {
+    let mut h = H::new(cfg(vec![ag("a1"), ag("a2")], vec![sales()]));
     for c in 1..=3 {
         h.arrive(c, "support", 0);
     }
-    assert_eq!(h.acd.lines_in_use(), 3);
     h.ev(AcdEvent::RequestCallback {
         call: CallId(1),
         number: Some("+34600".into()),
     });
     assert!(has(&h.take(), |x| *x
         == AcdAction::ReleaseLine { call: CallId(1) }));
-    assert_eq!(h.acd.lines_in_use(), 2);
     assert_eq!(h.acd.position_of(CallId(1)), Some(1));
     assert_eq!(h.acd.position_of(CallId(2)), Some(2));
-    // The driver hangs the line up: that is not an abandon.
+    // Still on the line (hearing the confirmation): not called back yet.
+    h.login("a1");
+    assert_eq!(h.offers(), vec![offer(2, "a1")]);
+    // The driver hangs the line up: that is not an abandon, and the
+    // callback may go ahead now.
     h.ev(AcdEvent::CallerHungUp { call: CallId(1) });
     assert_eq!(finished(&h.take(), 1), None);
-    h.login("a1");
-    let acts = h.take();
-    assert!(has(&acts, |x| *x
+    h.login("a2");
+    assert!(has(&h.take(), |x| *x
         == AcdAction::OfferCallback {
             call: CallId(1),
-            agent: "a1".into(),
+            agent: "a2".into(),
             number: Some("+34600".into()),
             ticket: None
         }));
-    assert_eq!(h.acd.lines_in_use(), 3);
-    h.answer(1, "a1");
+    h.answer(1, "a2");
     h.ev(AcdEvent::CallbackConnected { call: CallId(1) });
-    assert_eq!(h.state("a1"), AgentState::OnCall { call: CallId(1) });
+    assert_eq!(h.state("a2"), AgentState::OnCall { call: CallId(1) });
     h.end(1);
     assert_eq!(finished(&h.take(), 1), Some(Outcome::CalledBack));
-    assert_eq!(h.acd.lines_in_use(), 2);
 }
 
 #[test]
-fn callback_waits_for_a_free_line() {
-    let mut c = cfg(vec![ag("a1"), ag("a2")], vec![sales()]);
-    c.lines = 2;
-    let mut h = H::new(c);
+fn a_callback_asked_while_the_offer_rings_withdraws_it_and_keeps_the_place() {
+    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
+    h.login("a1");
+    h.arrive(1, "support", 0);
+    h.arrive(2, "support", 0);
+    assert_eq!(h.offers(), vec![offer(1, "a1")]);
+    h.ev(AcdEvent::RequestCallback {
+        call: CallId(1),
+        number: None,
+    });
+    let acts = h.take();
+    assert!(has(&acts, |x| *x
+        == AcdAction::CancelOffer {
+            call: CallId(1),
+            agent: "a1".into()
+        }));
+    assert!(has(&acts, |x| *x == AcdAction::ReleaseLine { call: CallId(1) }));
+    // The agent is not paused for it, and the next caller rings meanwhile.
+    assert_eq!(h.state("a1"), AgentState::Offered { call: CallId(2) });
+    assert_eq!(h.acd.position_of(CallId(1)), Some(1), "the place is kept");
+    assert_eq!(finished(&acts, 1), None);
+}
+
+#[test]
+fn a_callback_for_a_caller_transferred_to_one_agent_is_refused() {
+    let mut h = H::new(cfg(vec![ag("a1"), ag("a2")], vec![sales()]));
+    h.login("a1");
+    h.arrive(1, "support", 0);
+    h.answer(1, "a1");
+    h.ev(AcdEvent::Transfer {
+        call: CallId(1),
+        to: TransferTarget::Agent("a2".into()),
+    });
+    assert!(has(&h.take(), |x| *x
+        == AcdAction::TransferRejected {
+            call: CallId(1),
+            reason: "agent logged out"
+        }));
+    h.login("a2");
+    h.cmd("a2", AgentCommand::Pause("x".into()));
+    h.ev(AcdEvent::Transfer {
+        call: CallId(1),
+        to: TransferTarget::Agent("a2".into()),
+    });
+    assert!(has(&h.take(), |x| *x
+        == AcdAction::Transferred { call: CallId(1) }));
+    h.ev(AcdEvent::RequestCallback {
+        call: CallId(1),
+        number: None,
+    });
+    assert!(has(&h.take(), |x| *x
+        == AcdAction::CallbackRefused { call: CallId(1) }));
+}
+
+#[test]
+fn a_due_callback_without_a_free_line_waits_and_looks_again() {
+    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
     h.arrive(1, "support", 0);
     h.ev(AcdEvent::RequestCallback {
         call: CallId(1),
         number: None,
     });
+    h.ev(AcdEvent::CallerHungUp { call: CallId(1) });
     h.arrive(2, "support", 0);
-    h.arrive(3, "support", 0);
     h.take();
     h.login("a1");
+    assert_eq!(h.offers(), vec![offer(1, "a1")]);
+    // The driver could not claim a line for the customer's leg: the agent
+    // takes the next caller meanwhile, without a pause.
+    h.ev(AcdEvent::NoLineForCallback { call: CallId(1) });
+    assert_eq!(h.offers(), vec![offer(2, "a1")]);
+    h.answer(2, "a1");
+    h.end(2);
+    h.cmd("a1", AgentCommand::Ready);
+    h.at(2);
     assert_eq!(
         h.offers(),
-        vec![offer(2, "a1")],
-        "callback skipped: no free line"
+        vec![offer(1, "a1")],
+        "looked again: a line is free"
     );
-    h.answer(2, "a1");
-    h.ev(AcdEvent::CallerHungUp { call: CallId(3) });
-    h.login("a2");
-    assert_eq!(h.offers(), vec![offer(1, "a2")]);
-}
-
-#[test]
-fn callback_waits_while_the_trunk_is_full_of_callers_the_acd_does_not_hold() {
-    let mut c = cfg(vec![ag("a1")], vec![sales()]);
-    c.lines = 3;
-    c.reserve = 1;
-    let mut h = H::new(c);
-    h.arrive(1, "support", 0);
-    h.ev(AcdEvent::RequestCallback {
-        call: CallId(1),
-        number: None,
-    });
-    h.take();
-    // Two callers are in the IVR: the usable lines are taken.
-    h.acd.set_trunk_lines_in_use(2);
-    h.login("a1");
-    assert!(h.offers().is_empty(), "the callback waits for a line");
-    h.at(5);
-    assert!(h.offers().is_empty(), "still no line");
-    // One of them hangs up: the callback goes ahead at the next look.
-    h.acd.set_trunk_lines_in_use(1);
-    h.at(7);
-    assert_eq!(h.offers(), vec![offer(1, "a1")]);
-    assert_eq!(h.acd.poll_timeout().map(|t| t > h.now), Some(true));
+    assert_eq!(
+        h.acd.call_status(CallId(1)),
+        Some(CallStatus::Offered {
+            agents: vec!["a1".into()]
+        })
+    );
 }
 
 #[test]
@@ -675,6 +702,7 @@ fn callback_retried_then_given_up() {
         call: CallId(1),
         number: None,
     });
+    h.ev(AcdEvent::CallerHungUp { call: CallId(1) });
     h.login("a1");
     assert_eq!(h.offers(), vec![offer(1, "a1")]);
     h.answer(1, "a1");
@@ -688,7 +716,6 @@ fn callback_retried_then_given_up() {
             callback: true
         })
     );
-    assert_eq!(h.acd.lines_in_use(), 0);
     h.at(64);
     assert!(h.offers().is_empty(), "retry waits for the delay");
     h.at(65);

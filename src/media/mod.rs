@@ -12,6 +12,7 @@ pub mod ports;
 pub mod prompts;
 pub mod relay;
 pub mod rtp;
+pub mod sdp;
 mod session;
 
 pub use session::{MediaSession, SessionSetup};

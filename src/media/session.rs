@@ -21,13 +21,17 @@ use super::rtp::parse_rtp;
 use super::MediaEvent;
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc::UnboundedSender, watch};
 
+/// Streams are numbered in the media clock by this counter, one number per
+/// session for the process's life (a number says nothing but "this stream").
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
 /// What a session needs to start.
 pub struct SessionSetup {
-    pub id: u64,
     pub port: RtpPort,
     pub peer: SocketAddr,
     /// The IP the caller's SIP came from, the only other host whose RTP may
@@ -50,6 +54,9 @@ pub struct MediaSession {
     effective_peer: Arc<Mutex<SocketAddr>>,
     /// Packets this leg receives are sent on from here when bridged.
     forward: Arc<Mutex<Option<Forward>>>,
+    /// The forward set aside while the other leg hears a prompt of its own
+    /// ([`MediaSession::play_in_bridge`]).
+    parked: Mutex<Option<Forward>>,
     /// A handle on this leg's socket, for the other leg to send from.
     socket: Arc<std::net::UdpSocket>,
     events: UnboundedSender<MediaEvent>,
@@ -69,6 +76,7 @@ impl MediaSession {
         clock: &MediaClock,
         metrics: &Metrics,
     ) -> std::io::Result<MediaSession> {
+        let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         let send_half = setup.port.socket.try_clone()?;
         let socket = Arc::new(setup.port.socket.try_clone()?);
         let effective_peer = Arc::new(Mutex::new(setup.peer));
@@ -76,7 +84,7 @@ impl MediaSession {
         let recv_half = tokio::net::UdpSocket::from_std(setup.port.socket.try_clone()?)?;
         let (peer_tx, peer_rx) = watch::channel(setup.peer);
         clock.send(ClockCommand::Add(Box::new(StreamSetup {
-            id: setup.id,
+            id,
             socket: send_half,
             peer: setup.peer,
             codec: setup.codec,
@@ -91,7 +99,7 @@ impl MediaSession {
             heard_from_peer: false,
             latched: None,
             clock: clock.clone(),
-            id: setup.id,
+            id,
             codec: setup.codec,
             dtmf_pt: setup.dtmf_pt,
             inband: setup.inband_dtmf.then(InbandDetector::default),
@@ -102,11 +110,12 @@ impl MediaSession {
         };
         let receiver = tokio::spawn(rx.run());
         Ok(MediaSession {
-            id: setup.id,
+            id,
             clock: clock.clone(),
             peer_tx,
             effective_peer,
             forward,
+            parked: Mutex::new(None),
             socket,
             events: setup.events.clone(),
             receiver,
@@ -188,6 +197,9 @@ impl MediaSession {
         if let Ok(mut f) = self.forward.lock() {
             *f = None;
         }
+        if let Ok(mut p) = self.parked.lock() {
+            *p = None;
+        }
         let peer = self
             .effective_peer
             .lock()
@@ -201,6 +213,53 @@ impl MediaSession {
             events: self.events.clone(),
         })));
         Ok(())
+    }
+
+    /// Play prompts to this bridged leg's peer only: what `other` receives
+    /// stops being relayed here meanwhile (so the two streams do not
+    /// interleave), and flows again with [`MediaSession::resume_bridge`].
+    /// What this leg receives still reaches `other`. `token` comes back as
+    /// `PlaybackFinished` on this leg's events.
+    pub fn play_in_bridge(
+        &self,
+        other: &MediaSession,
+        prompts: Vec<Arc<Prompt>>,
+        token: u64,
+    ) -> std::io::Result<()> {
+        let parked_now = match (other.forward.lock(), other.parked.lock()) {
+            (Ok(mut f), Ok(mut p)) if p.is_none() => {
+                *p = f.take();
+                true
+            }
+            _ => false,
+        };
+        if parked_now {
+            let peer = self
+                .effective_peer
+                .lock()
+                .map(|p| *p)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
+                id: self.id,
+                socket: self.socket.try_clone()?,
+                peer,
+                codec: self.codec,
+                events: self.events.clone(),
+            })));
+        }
+        self.play(prompts, token);
+        Ok(())
+    }
+
+    /// After [`MediaSession::play_in_bridge`]: the clock stops playing to
+    /// this leg and `other`'s packets are relayed to it again.
+    pub fn resume_bridge(&self, other: &MediaSession) {
+        self.clock.send(ClockCommand::Remove { id: self.id });
+        if let (Ok(mut f), Ok(mut p)) = (other.forward.lock(), other.parked.lock()) {
+            if let Some(parked) = p.take() {
+                *f = Some(parked);
+            }
+        }
     }
 
     /// Send one key on to the leg this one is bridged to, as RFC 4733

@@ -63,7 +63,7 @@ pub struct Front {
     socket: Arc<UdpSocket>,
     to_stack: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     /// Told how far behind the stack is.
-    overload: Arc<crate::overload::Overload>,
+    overload: Arc<crate::server::overload::Overload>,
     metrics: Metrics,
     client_branches: Mutex<ClientBranches>,
     local_addrs: Mutex<HashMap<IpAddr, IpAddr>>,
@@ -98,7 +98,7 @@ impl Front {
         socket: UdpSocket,
         metrics: Metrics,
         via_from_route: bool,
-        overload: Arc<crate::overload::Overload>,
+        overload: Arc<crate::server::overload::Overload>,
     ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {

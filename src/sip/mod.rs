@@ -11,5 +11,5 @@ pub mod stack;
 
 pub use stack::{
     AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
-    LegEvent, OfferReply, SipStack, StackOptions,
+    LegEvent, OfferReply, ReferReply, SipStack, StackOptions,
 };

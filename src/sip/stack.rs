@@ -184,12 +184,7 @@ impl AgentLeg {
     /// 200) and end the leg. rsipstack puts the dialog back to Confirmed
     /// only once the REFER's 202 is out, so the BYE waits for that (bounded).
     pub async fn finish_transfer(&self) {
-        for _ in 0..100 {
-            if matches!(self.dialog.state(), DialogState::Confirmed(..)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait_confirmed().await;
         if let Err(e) = self
             .dialog
             .notify_refer(StatusCode::OK, "terminated;reason=noresource")
@@ -197,14 +192,34 @@ impl AgentLeg {
         {
             tracing::debug!(error = %e, "NOTIFY after transfer");
         }
-        for _ in 0..100 {
-            if matches!(self.dialog.state(), DialogState::Confirmed(..)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait_confirmed().await;
         if let Err(e) = self.dialog.bye().await {
             tracing::debug!(error = %e, "BYE after transfer");
+        }
+    }
+
+    /// Tell the transferring phone the transfer failed (NOTIFY, sipfrag
+    /// `status`); the leg stays up.
+    pub async fn transfer_failed(&self, status: u16) {
+        self.wait_confirmed().await;
+        let state = "terminated;reason=rejected";
+        if let Err(e) = self
+            .dialog
+            .notify_refer(StatusCode::from(status), state)
+            .await
+        {
+            tracing::debug!(error = %e, "NOTIFY after a refused transfer");
+        }
+    }
+
+    /// rsipstack puts the dialog back to Confirmed only once the REFER's
+    /// 202 is out; what follows waits for that (bounded, 1 s).
+    async fn wait_confirmed(&self) {
+        for _ in 0..100 {
+            if matches!(self.dialog.state(), DialogState::Confirmed(..)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -234,7 +249,7 @@ pub struct StackOptions {
     /// Shortened RFC 3261 timers (tests); `None` for the standard ones.
     pub t1: Option<Duration>,
     /// While overloaded, new calls are refused with 503.
-    pub overload: Arc<crate::overload::Overload>,
+    pub overload: Arc<crate::server::overload::Overload>,
 }
 
 /// The running SIP side.

@@ -5,6 +5,7 @@
 //! agents-by-state gauge, and answers agents' feature codes with the state
 //! they end in.
 
+use crate::acd::lines::{LineCapacity, LineGuard};
 use crate::acd::TransferTarget;
 use crate::acd::{
     Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId, Fallback,
@@ -114,6 +115,14 @@ pub enum QueueNews {
     CancelOffer { agent: String },
     /// The call left the ACD.
     Finished(Outcome),
+    /// The ACD holds the caller's place for a callback: the line may go.
+    CallbackHeld,
+    /// The ACD cannot call this caller back (it waits for one agent).
+    CallbackRefused,
+    /// The transfer was taken: the caller waits in its new place.
+    Transferred,
+    /// The transfer was refused; the call stays with its agent.
+    TransferRejected { reason: &'static str },
 }
 
 impl Outcome {
@@ -144,6 +153,8 @@ pub struct CallbackJob {
     pub agent_targets: Vec<AgentTarget>,
     pub customer: AgentTarget,
     pub ticket: Option<String>,
+    /// The trunk line the customer's leg takes, claimed when the job was made.
+    pub line: LineGuard,
     /// Fires when the ACD withdraws the job (a ring timeout).
     pub cancel: mpsc::UnboundedReceiver<()>,
 }
@@ -155,6 +166,7 @@ enum Request {
         priority: u8,
         ticket: Option<String>,
         target: AgentTarget,
+        news: mpsc::UnboundedSender<QueueNews>,
     },
     CallbackResult {
         call: u64,
@@ -286,8 +298,6 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
     AcdConfig {
         agents,
         queues,
-        lines: config.acd.lines,
-        reserve: config.acd.reserve,
         no_answer_pause: Some(config.acd.no_answer_pause.clone()),
         callback_retries: config.acd.callback_retries,
         callback_retry_delay: std::time::Duration::from_secs(u64::from(
@@ -307,7 +317,7 @@ impl Switchboard {
         metrics: Metrics,
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
-        trunk_lines: Arc<std::sync::atomic::AtomicU64>,
+        lines: Arc<LineCapacity>,
     ) -> Result<Switchboard, String> {
         let agent_ids = config.agents.iter().map(|a| a.id.clone()).collect();
         let queue_names = config.queues.iter().map(|q| q.name.clone()).collect();
@@ -323,7 +333,7 @@ impl Switchboard {
             presence,
             metrics,
             cancel,
-            trunk_lines,
+            lines,
         ));
         Ok(Switchboard { tx })
     }
@@ -383,7 +393,8 @@ impl Switchboard {
         });
     }
 
-    /// Keep this caller's place in `queue` and call it back at `target`.
+    /// Keep this caller's place in `queue` and call it back at `target`;
+    /// the ACD's answer comes on `news`.
     pub fn request_callback(
         &self,
         call: u64,
@@ -391,6 +402,7 @@ impl Switchboard {
         priority: u8,
         ticket: Option<String>,
         target: AgentTarget,
+        news: mpsc::UnboundedSender<QueueNews>,
     ) {
         let _ = self.tx.send(Request::Callback {
             call,
@@ -398,6 +410,7 @@ impl Switchboard {
             priority,
             ticket,
             target,
+            news,
         });
     }
 
@@ -458,7 +471,7 @@ async fn run(
     mut presence: mpsc::UnboundedReceiver<Presence>,
     metrics: Metrics,
     cancel: CancellationToken,
-    trunk_lines: Arc<std::sync::atomic::AtomicU64>,
+    lines: Arc<LineCapacity>,
 ) {
     let agents: Vec<String> = agent_ids;
     let gauges = Gauges::new(&queue_names, &metrics);
@@ -467,13 +480,9 @@ async fn run(
         jobs: callbacks,
         targets: HashMap::new(),
         cancels: HashMap::new(),
+        lines,
     };
     publish(&acd, &gauges);
-    // Lines the whole controller uses (callers in the IVR too), read when
-    // each event is handled: a due callback waits while only reserved lines
-    // are free.
-    let trunk =
-        || u32::try_from(trunk_lines.load(std::sync::atomic::Ordering::SeqCst)).unwrap_or(u32::MAX);
     loop {
         let deadline = acd.poll_timeout();
         let sleep = async {
@@ -484,11 +493,8 @@ async fn run(
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = sleep => {
-                acd.set_trunk_lines_in_use(trunk());
-                acd.handle_timeout(Instant::now());
-            }
-            req = requests.recv() => { acd.set_trunk_lines_in_use(trunk()); match req {
+            _ = sleep => acd.handle_timeout(Instant::now()),
+            req = requests.recv() => { match req {
                 None => return,
                 Some(Request::Feature { agent, feature, reason, need_phone, reply }) => {
                     let now = Instant::now();
@@ -528,10 +534,12 @@ async fn run(
                 Some(Request::AgentAnswered { call, agent }) => {
                     acd.handle_event(Instant::now(), AcdEvent::AgentAnswered { call: CallId(call), agent });
                 }
-                Some(Request::Callback { call, queue, priority, ticket, target }) => {
+                Some(Request::Callback { call, queue, priority, ticket, target, news }) => {
                     let now = Instant::now();
                     pending.targets.insert(call, CallbackTarget { target, queue: queue.clone() });
-                    if !calls.contains_key(&call) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = calls.entry(call) {
+                        // Asked from the IVR: the call enters the ACD here.
+                        e.insert((queue.clone(), news));
                         acd.handle_event(now, AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
                     }
                     acd.handle_event(now, AcdEvent::RequestCallback { call: CallId(call), number: None });
@@ -588,6 +596,8 @@ struct Callbacks {
     jobs: mpsc::UnboundedSender<CallbackJob>,
     targets: HashMap<u64, CallbackTarget>,
     cancels: HashMap<u64, mpsc::UnboundedSender<()>>,
+    /// The trunk's lines: a due callback claims one for its customer leg.
+    lines: Arc<LineCapacity>,
 }
 
 /// The offer cannot reach the agent (no registered phone): the ACD puts the
@@ -652,6 +662,19 @@ fn drain(
             AcdAction::Block { call } => {
                 tell(call, QueueNews::Blocked);
             }
+            AcdAction::ReleaseLine { call } => {
+                tell(call, QueueNews::CallbackHeld);
+            }
+            AcdAction::CallbackRefused { call } => {
+                tell(call, QueueNews::CallbackRefused);
+            }
+            AcdAction::Transferred { call } => {
+                tell(call, QueueNews::Transferred);
+            }
+            AcdAction::TransferRejected { call, reason } => {
+                tracing::info!(call = call.0, reason, "transfer refused");
+                tell(call, QueueNews::TransferRejected { reason });
+            }
             AcdAction::OfferCallbackToCaller { call } => {
                 tell(call, QueueNews::OfferCallback);
             }
@@ -688,22 +711,28 @@ fn drain(
             } => {
                 let agent_targets = agent_targets(accounts, &agent);
                 let customer = pending.targets.get(&call.0).map(|t| t.target.clone());
-                let (cancel_tx, cancel) = mpsc::unbounded_channel();
-                let sent = match customer {
-                    Some(customer) if !agent_targets.is_empty() => pending
-                        .jobs
-                        .send(CallbackJob {
-                            call: call.0,
-                            agent: agent.clone(),
-                            agent_targets,
-                            customer,
-                            ticket,
-                            cancel,
-                        })
-                        .is_ok(),
-                    _ => false,
+                let (Some(customer), false) = (customer, agent_targets.is_empty()) else {
+                    unreachable(acd, call, agent);
+                    continue;
                 };
-                if sent {
+                // The customer's leg needs a line: while only reserved
+                // lines are free, the callback waits.
+                let Some(line) = pending.lines.try_take() else {
+                    tracing::debug!(call = call.0, "no free line for the callback yet");
+                    acd.handle_event(Instant::now(), AcdEvent::NoLineForCallback { call });
+                    continue;
+                };
+                let (cancel_tx, cancel) = mpsc::unbounded_channel();
+                let job = CallbackJob {
+                    call: call.0,
+                    agent: agent.clone(),
+                    agent_targets,
+                    customer,
+                    ticket,
+                    line,
+                    cancel,
+                };
+                if pending.jobs.send(job).is_ok() {
                     pending.cancels.insert(call.0, cancel_tx);
                 } else {
                     unreachable(acd, call, agent);

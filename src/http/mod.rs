@@ -2,13 +2,15 @@
 //! progress, and the agents' states (read, and changed by supervisors or the
 //! agents' desk: `POST /agents/{id}/state`).
 
-use crate::live::LiveCalls;
+pub mod live;
+
+use crate::acd::driver::{CommandError, Feature, Switchboard};
 use crate::metrics::Metrics;
-use crate::switchboard::{CommandError, Feature, Switchboard};
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
+use live::LiveCalls;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

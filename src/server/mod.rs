@@ -2,7 +2,12 @@
 //! clock, the SIP stack, the calls and the HTTP listener; and stop them in
 //! order on shutdown.
 
-use crate::call::{CallContext, Calls};
+pub mod overload;
+
+use crate::acd::driver::{acd_config, AgentStatus, Switchboard};
+use crate::acd::lines::LineCapacity;
+use crate::call::driver::CallParts;
+use crate::call::{CallContext, CallSettings, Calls};
 use crate::config::{Overrides, RuntimeConfig};
 use crate::ivr::IvrScript;
 use crate::media::clock::{ClockCommand, MediaClock};
@@ -11,7 +16,6 @@ use crate::media::prompts::PromptLibrary;
 use crate::metrics::Metrics;
 use crate::sip::accounts::Accounts;
 use crate::sip::{SipStack, StackOptions};
-use crate::switchboard::{acd_config, AgentStatus, Switchboard};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,7 +119,7 @@ pub struct Server {
     clock: MediaClock,
     clock_threads: Vec<std::thread::JoinHandle<()>>,
     switchboard: Switchboard,
-    overload: Arc<crate::overload::Overload>,
+    overload: Arc<crate::server::overload::Overload>,
 }
 
 impl Server {
@@ -139,8 +143,12 @@ impl Server {
         );
         let (accounts, presence) = Accounts::new(&config, metrics.clone());
         let (callbacks_tx, callbacks_rx) = tokio::sync::mpsc::unbounded_channel();
-        // External lines in use: counted by the calls, read by the ACD.
-        let trunk_lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // The trunk's lines: one owner, shared by callers and callbacks.
+        let lines = LineCapacity::new(
+            config.acd.lines,
+            config.acd.reserve,
+            Some(metrics.lines_in_use.clone()),
+        );
         let switchboard = Switchboard::start(
             acd_config(&config),
             Arc::clone(&accounts),
@@ -148,7 +156,7 @@ impl Server {
             metrics.clone(),
             presence,
             cancel.clone(),
-            Arc::clone(&trunk_lines),
+            Arc::clone(&lines),
         )
         .map_err(|e| {
             anyhow::anyhow!(
@@ -156,19 +164,25 @@ impl Server {
                 config.config_file.display()
             )
         })?;
-        let ctx = CallContext::new(
-            config.clone(),
+        // A 200 OK waits 64·T1 for its ACK (RFC 3261 §13.3.1.4).
+        let t1 = opts.sip_t1.unwrap_or(Duration::from_millis(500));
+        let settings = Arc::new(CallSettings {
+            config: config.clone(),
             ivr,
             feature_ivr,
-            switchboard.clone(),
+            ack_timeout: t1 * 64,
+        });
+        let ctx = CallContext::new(CallParts {
+            settings,
+            switchboard: switchboard.clone(),
             prompts,
-            clock.clone(),
+            clock: clock.clone(),
             ports,
-            metrics.clone(),
-            cancel.child_token(),
-            trunk_lines,
-        );
-        let overload = Arc::new(crate::overload::Overload::default());
+            metrics: metrics.clone(),
+            lines,
+            shutdown: cancel.child_token(),
+        });
+        let overload = Arc::new(crate::server::overload::Overload::default());
         overload.spawn_monitor(metrics.clone(), cancel.clone());
         let stack_opts = StackOptions {
             advertise: config.advertise,
@@ -177,7 +191,10 @@ impl Server {
             t1: opts.sip_t1,
             overload: Arc::clone(&overload),
         };
-        tokio::spawn(crate::call::run_callbacks(Arc::clone(&ctx), callbacks_rx));
+        tokio::spawn(crate::call::callback::run_callbacks(
+            Arc::clone(&ctx),
+            callbacks_rx,
+        ));
         let handler = Arc::new(Calls(Arc::clone(&ctx)));
         let stack = SipStack::start(
             config.sip_listen,

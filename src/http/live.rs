@@ -1,6 +1,7 @@
 //! What is happening now, for the HTTP API: one record per call in
-//! progress (the page an agent's phone links to in `Call-Info`). Calls write
-//! their record; the HTTP handlers only read it.
+//! progress (the page an agent's phone links to in `Call-Info`). Each
+//! call's driver publishes the record its core derives; the HTTP handlers
+//! only read it.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ pub struct LiveCall {
     pub dialed: String,
     pub caller: String,
     pub language: String,
-    pub state: String,
+    pub state: crate::call::CallState,
     pub queue: Option<String>,
     pub priority: Option<u8>,
     pub agent: Option<String>,

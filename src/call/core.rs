@@ -1,0 +1,1314 @@
+//! [`CallCore`]: one call's life as a sans-IO state machine, in the shape
+//! of the ACD core. The driver reports what happened with
+//! [`CallCore::handle_event`] and, when [`CallCore::poll_timeout`] says so,
+//! [`CallCore::handle_timeout`]; it drains [`CallCore::poll_action`] and
+//! carries each action out. Nothing here names tokio or a socket, or reads
+//! the clock: every input takes `now`.
+//!
+//! The core owns the call's phase (answering, IVR, queued with the offer it
+//! rings, bridged with a transfer it waits on), its playback token, the
+//! agent's keypad, every agent leg it has rung, and every deadline of the
+//! call in one timer table. It acts on the ACD's answers, never ahead of
+//! them: a transfer tears the agent's leg down only once the ACD confirms
+//! it, and a callback is promised to the caller only once the ACD holds it.
+//!
+//! When the call ends, for whatever reason, [`CallCore`] hangs up every leg
+//! still up, tells the ACD once, releases its line once and reports the
+//! outcome last ([`CallAction::Finished`]); after that it ignores events.
+
+use super::keypad::{Keypad, KeypadAction};
+use super::{
+    AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, KeypadResult, LegId, LegRole, ReqId,
+    SdpSession, TransferHow, TransferResult,
+};
+use crate::acd::driver::{Feature, QueueNews};
+use crate::acd::{CallId, OfferFailReason, TransferTarget};
+use crate::config::RuntimeConfig;
+use crate::ivr::{IvrAction, IvrCall, IvrEvent, IvrScript};
+use crate::media::dtmf::{info::parse_info_body, DigitSource};
+use crate::media::sdp::{self, Negotiated};
+use crate::metrics::CallOutcome;
+use crate::sip::{AgentTarget, LegEnd};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The built-in menu a caller who dialed a queue's own number is named
+/// with (it goes straight into the queue; the menu never runs).
+pub const DIRECT_QUEUE_MENU: &str = "queue_direct";
+
+/// The priority of a caller who dialed a queue's own number (the IVR's default).
+const DIRECT_PRIORITY: u8 = 5;
+
+/// Everything calls share, read-only.
+pub struct CallSettings {
+    pub config: RuntimeConfig,
+    /// The operator's menus.
+    pub ivr: Arc<IvrScript>,
+    /// The built-in menus (feature codes, the direct-queue entry).
+    pub feature_ivr: Arc<IvrScript>,
+    /// How long our 200 OK waits for its ACK (64·T1, RFC 3261 §13.3.1.4).
+    pub ack_timeout: Duration,
+}
+
+/// A new call, as the SIP side saw it.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub call: CallId,
+    pub dialed: String,
+    /// The caller's From URI (personal data).
+    pub from_uri: String,
+    /// Where the INVITE came from.
+    pub source: SocketAddr,
+    /// Our address for this caller's Contact and SDP.
+    pub local_ip: IpAddr,
+    pub offer: Option<Vec<u8>>,
+    /// The agent whose credentials the INVITE carried (feature codes).
+    pub agent: Option<String>,
+    /// The RTP port set aside for the caller (`None`: none was free).
+    pub rtp_port: Option<u16>,
+    /// Whether the call took one of the trunk's lines.
+    pub holds_line: bool,
+}
+
+/// Where a call stands, for the live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Answering,
+    Ivr,
+    Queued,
+    Ringing,
+    OnCall,
+    Transferring,
+    Leaving,
+    Ended,
+}
+
+/// The live view of a call, derived from its core.
+#[derive(Debug, Clone, Copy)]
+pub struct CallView<'a> {
+    pub state: CallState,
+    pub language: &'a str,
+    pub queue: Option<&'a str>,
+    pub priority: Option<u8>,
+    pub agent: Option<&'a str>,
+    pub fields: Option<&'a BTreeMap<String, String>>,
+}
+
+/// The call's deadlines, one slot each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Answer after ringing `sip.answer_after_ms`.
+    Answer = 0,
+    /// Our 200 OK has not been ACKed.
+    Ack = 1,
+    /// The IVR's own deadline (first digit, collect).
+    Ivr = 2,
+    /// The agent's keypad (a held prefix key, target digits).
+    Keypad = 3,
+}
+
+const TIMERS: [Timer; 4] = [Timer::Answer, Timer::Ack, Timer::Ivr, Timer::Keypad];
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the ACD to apply an agent's feature code.
+    Feature {
+        menu: &'static str,
+    },
+    /// 180 sent; answering when the Answer timer fires.
+    Ringing,
+    /// Answered without an offer: waiting for the ACK's SDP answer.
+    AwaitingAck,
+    Ivr,
+    Queued(Queued),
+    Bridged(Bridge),
+    Ended,
+}
+
+#[derive(Debug)]
+struct Queued {
+    /// The offer whose phones ring now.
+    offer: Option<Offer>,
+    /// 9 pressed: the ACD has been asked to keep the place for a callback.
+    callback_asked: bool,
+}
+
+#[derive(Debug)]
+struct Offer {
+    no: u32,
+    agent: String,
+    /// Legs placed (known once the driver reports `OfferRung`).
+    contacts: Option<u16>,
+    failed: u16,
+    /// An answer that came while a callback request was pending: bridged
+    /// if the ACD refuses the callback, hung up if it holds it.
+    held_answer: Option<(AgentLegRef, Vec<u8>)>,
+    /// Bridging this leg (waiting for `AgentBridged`).
+    bridging: Option<AgentLegRef>,
+}
+
+#[derive(Debug)]
+struct Bridge {
+    agent: String,
+    leg: AgentLegRef,
+    transfer: Option<PendingTransfer>,
+    /// The agent's phone hung up while a transfer was pending.
+    agent_gone: bool,
+    /// A prompt playing to the agent (its token).
+    to_agent: Option<u64>,
+}
+
+#[derive(Debug)]
+struct PendingTransfer {
+    how: TransferHow,
+    to: TransferTarget,
+}
+
+/// How the caller's leg is ended when the call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallerEnd {
+    /// It ended by itself (BYE, CANCEL) or was never up.
+    Gone,
+    /// Answered: send BYE.
+    Bye,
+    /// Not answered yet: a final error response.
+    Reject(u16),
+}
+
+/// One call's decisions (sans-IO).
+pub struct CallCore {
+    id: CallId,
+    settings: Arc<CallSettings>,
+    arrival: Arrival,
+    phase: Phase,
+    ivr: Option<IvrCall>,
+    direct_queue: Option<String>,
+    /// The caller's negotiated media, once it is up.
+    media: Option<Negotiated>,
+    answered: bool,
+    confirmed: bool,
+    sdp: SdpSession,
+    token: u64,
+    announced: bool,
+    /// The prompts playing end the call (goodbye, a queue's message).
+    leaving: bool,
+    keypad: Keypad,
+    offers: u32,
+    /// Agent legs rung and not yet ended or hung up.
+    legs: BTreeSet<AgentLegRef>,
+    /// The queue and priority the caller last waited with.
+    queue: Option<(String, u8)>,
+    in_acd: bool,
+    holds_line: bool,
+    timers: [Option<Instant>; 4],
+    actions: VecDeque<CallAction>,
+    revision: u64,
+}
+
+impl CallCore {
+    /// A call that has just arrived: decides at once whether it is taken
+    /// (the first actions answer, ring, ask the ACD, or refuse it).
+    pub fn new(now: Instant, settings: Arc<CallSettings>, arrival: Arrival) -> CallCore {
+        let prefix = settings.config.features.transfer_prefix.clone();
+        let mut core = CallCore {
+            id: arrival.call,
+            sdp: SdpSession::for_leg(LegId {
+                call: arrival.call,
+                role: LegRole::Caller,
+            }),
+            holds_line: arrival.holds_line,
+            settings,
+            arrival,
+            phase: Phase::Ivr,
+            ivr: None,
+            direct_queue: None,
+            media: None,
+            answered: false,
+            confirmed: false,
+            token: 0,
+            announced: false,
+            leaving: false,
+            keypad: Keypad::new(&prefix),
+            offers: 0,
+            legs: BTreeSet::new(),
+            queue: None,
+            in_acd: false,
+            timers: [None; 4],
+            actions: VecDeque::new(),
+            revision: 0,
+        };
+        core.route(now);
+        core
+    }
+
+    pub fn handle_event(&mut self, now: Instant, ev: CallEvent) {
+        if matches!(self.phase, Phase::Ended) {
+            return;
+        }
+        self.revision += 1;
+        match ev {
+            CallEvent::FeatureApplied { known } => self.feature_applied(now, known),
+            CallEvent::AnswerFailed => self.end(CallOutcome::Failed, CallerEnd::Gone),
+            CallEvent::CallerMediaFailed => self.media_failed(),
+            CallEvent::CallerConfirmed { ack_body } => self.confirmed(now, ack_body),
+            CallEvent::CallerInfo {
+                req,
+                content_type,
+                body,
+            } => self.info(now, req, &content_type, &body),
+            CallEvent::CallerReoffer { req, sdp } => self.reoffer(req, sdp.as_deref()),
+            CallEvent::CallerEnded(end) => self.caller_ended(end),
+            CallEvent::CallerDigit { digit, source } => self.caller_digit(now, digit, source),
+            CallEvent::CallerPlaybackFinished { token } => self.playback_finished(now, token),
+            CallEvent::CallerRtpTimeout => {
+                tracing::info!("no RTP from the caller: ending the call");
+                self.end(CallOutcome::Timeout, CallerEnd::Bye);
+            }
+            CallEvent::Acd(news) => self.acd_news(now, news),
+            CallEvent::OfferRung { offer, contacts } => self.offer_rung(offer, contacts),
+            CallEvent::AgentAnswered { leg, sdp } => self.agent_answered(leg, sdp),
+            CallEvent::AgentFailed { leg, status } => self.agent_failed(leg, status),
+            CallEvent::AgentBridged { leg } => self.agent_bridged(leg),
+            CallEvent::AgentBridgeFailed { leg } => self.bridge_failed(leg),
+            CallEvent::AgentRefer { leg, req, target } => self.refer(leg, req, &target),
+            CallEvent::AgentEnded { leg } => self.agent_ended(leg),
+            CallEvent::AgentDigit { digit, source } => self.agent_digit(now, digit, source),
+            CallEvent::AgentPlaybackFinished { token } => self.agent_playback_finished(token),
+            CallEvent::AgentRtpTimeout => {
+                if matches!(self.phase, Phase::Bridged(_)) {
+                    tracing::info!("no RTP from the agent: ending the call");
+                    self.end(CallOutcome::Timeout, CallerEnd::Bye);
+                }
+            }
+            CallEvent::Shutdown => {
+                let caller = self.caller_end_for(503);
+                self.end(CallOutcome::Shutdown, caller);
+            }
+        }
+        self.sync_timers();
+    }
+
+    /// Fire every deadline that `now` has reached.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in TIMERS {
+            if matches!(self.phase, Phase::Ended) {
+                return;
+            }
+            if self.timers[t as usize].is_some_and(|d| d <= now) {
+                self.timers[t as usize] = None;
+                self.revision += 1;
+                self.fire(now, t);
+            }
+        }
+        self.sync_timers();
+    }
+
+    pub fn poll_action(&mut self) -> Option<CallAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next deadline: call [`CallCore::handle_timeout`] then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended)
+    }
+
+    /// Goes up with every event: the live view needs refreshing.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn id(&self) -> CallId {
+        self.id
+    }
+
+    /// The language the caller hears (the IVR's choice).
+    pub fn language(&self) -> &str {
+        self.ivr
+            .as_ref()
+            .map_or(&self.settings.config.default_language, |i| i.language())
+    }
+
+    /// Where the call stands, for the API.
+    pub fn view(&self) -> CallView<'_> {
+        let (state, agent) = match &self.phase {
+            Phase::Feature { .. } | Phase::Ringing | Phase::AwaitingAck => {
+                (CallState::Answering, None)
+            }
+            Phase::Ivr if self.leaving => (CallState::Leaving, None),
+            Phase::Ivr => (CallState::Ivr, None),
+            Phase::Queued(_) if self.leaving => (CallState::Leaving, None),
+            Phase::Queued(q) => match &q.offer {
+                Some(o) => (CallState::Ringing, Some(o.agent.as_str())),
+                None => (CallState::Queued, None),
+            },
+            Phase::Bridged(b) if b.transfer.is_some() => {
+                (CallState::Transferring, Some(b.agent.as_str()))
+            }
+            Phase::Bridged(b) => (CallState::OnCall, Some(b.agent.as_str())),
+            Phase::Ended => (CallState::Ended, None),
+        };
+        CallView {
+            state,
+            language: self.language(),
+            queue: self.queue.as_ref().map(|(q, _)| q.as_str()),
+            priority: self.queue.as_ref().map(|(_, p)| *p),
+            agent,
+            fields: self.ivr.as_ref().map(IvrCall::fields),
+        }
+    }
+
+    // ---------------------------------------------------------- helpers
+
+    fn emit(&mut self, a: CallAction) {
+        self.actions.push_back(a);
+    }
+
+    fn count(&mut self, c: CallCount) {
+        self.emit(CallAction::Count(c));
+    }
+
+    fn ask_acd(&mut self, r: AcdRequest) {
+        self.emit(CallAction::Acd(r));
+    }
+
+    /// Play to the caller, replacing what plays (a new token).
+    fn play(&mut self, prompts: Vec<String>) {
+        self.token += 1;
+        let language = self.language().to_string();
+        self.emit(CallAction::Play {
+            language,
+            prompts,
+            token: self.token,
+        });
+    }
+
+    fn append(&mut self, prompts: Vec<String>) {
+        let language = self.language().to_string();
+        self.emit(CallAction::Append { language, prompts });
+    }
+
+    /// Say these prompts, then end the call.
+    fn leave_after(&mut self, prompts: Vec<String>, append: bool) {
+        self.leaving = true;
+        self.emit(CallAction::HoldMusic(false));
+        if append {
+            self.append(prompts);
+        } else {
+            self.play(prompts);
+        }
+    }
+
+    fn ticket_field(&self) -> Option<String> {
+        self.ivr
+            .as_ref()
+            .and_then(|i| i.fields().get("ticket").cloned())
+    }
+
+    fn caller_end_for(&self, status: u16) -> CallerEnd {
+        if self.answered {
+            CallerEnd::Bye
+        } else {
+            CallerEnd::Reject(status)
+        }
+    }
+
+    fn hang_up_leg(&mut self, leg: AgentLegRef) {
+        if self.legs.remove(&leg) {
+            self.emit(CallAction::HangUpAgent { leg });
+        }
+    }
+
+    /// Hang up every leg of offer `no` but `keep`.
+    fn hang_up_offer(&mut self, no: u32, keep: Option<AgentLegRef>) {
+        let legs: Vec<AgentLegRef> = self
+            .legs
+            .iter()
+            .copied()
+            .filter(|l| l.offer == no && Some(*l) != keep)
+            .collect();
+        for leg in legs {
+            self.hang_up_leg(leg);
+        }
+    }
+
+    /// The one way a call ends: every leg hung up, the ACD told once, the
+    /// line released once, the outcome reported last.
+    fn end(&mut self, outcome: CallOutcome, caller: CallerEnd) {
+        if matches!(self.phase, Phase::Ended) {
+            return;
+        }
+        let legs: Vec<AgentLegRef> = self.legs.iter().copied().collect();
+        for leg in legs {
+            self.hang_up_leg(leg);
+        }
+        match caller {
+            CallerEnd::Gone => {}
+            CallerEnd::Bye => self.emit(CallAction::HangUpCaller),
+            CallerEnd::Reject(status) => self.emit(CallAction::Reject { status }),
+        }
+        if std::mem::take(&mut self.in_acd) {
+            self.ask_acd(AcdRequest::CallerGone);
+        }
+        if std::mem::take(&mut self.holds_line) {
+            self.emit(CallAction::ReleaseLine);
+        }
+        self.phase = Phase::Ended;
+        self.timers = [None; 4];
+        self.emit(CallAction::Finished { outcome });
+    }
+
+    /// Mirror the sub-cores' deadlines into the timer table.
+    fn sync_timers(&mut self) {
+        if matches!(self.phase, Phase::Ended) {
+            return;
+        }
+        self.timers[Timer::Ivr as usize] = self.ivr.as_ref().and_then(IvrCall::poll_timeout);
+        self.timers[Timer::Keypad as usize] = match self.phase {
+            Phase::Bridged(_) => self.keypad.deadline(),
+            _ => None,
+        };
+    }
+
+    fn fire(&mut self, now: Instant, t: Timer) {
+        match t {
+            Timer::Answer => self.answer(now),
+            Timer::Ack => {
+                tracing::info!("our 200 OK was never ACKed: ending the call");
+                self.end(CallOutcome::Timeout, CallerEnd::Bye);
+            }
+            Timer::Ivr => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_timeout(now);
+                }
+                self.drain_ivr(now);
+            }
+            Timer::Keypad => {
+                let action = self.keypad.on_timeout(now);
+                self.on_keypad(action);
+            }
+        }
+    }
+
+    // ------------------------------------------------- arrival, answer
+
+    /// What the dialed number is: an agent's feature code, a menu, a
+    /// queue's own number, or nothing we serve (404).
+    fn route(&mut self, now: Instant) {
+        let config = &self.settings.config;
+        let dialed = self.arrival.dialed.as_str();
+        let feature = config.features.feature_of(dialed);
+        if let (Some(agent), Some(feature)) = (self.arrival.agent.clone(), feature) {
+            let menu = match feature {
+                Feature::Ready => "agent_available",
+                Feature::Pause => "agent_paused",
+                Feature::Logout => "agent_logged_out",
+            };
+            self.phase = Phase::Feature { menu };
+            return self.ask_acd(AcdRequest::Feature { agent, feature });
+        }
+        if let Some(menu) = config.numbers.get(dialed).cloned() {
+            let script = Arc::clone(&self.settings.ivr);
+            return self.take(now, script, &menu);
+        }
+        if let Some(queue) = config.queue_by_number(dialed).map(str::to_string) {
+            self.direct_queue = Some(queue);
+            let script = Arc::clone(&self.settings.feature_ivr);
+            return self.take(now, script, DIRECT_QUEUE_MENU);
+        }
+        self.end(CallOutcome::NotFound, CallerEnd::Reject(404));
+    }
+
+    fn feature_applied(&mut self, now: Instant, known: bool) {
+        let Phase::Feature { menu } = self.phase else {
+            return;
+        };
+        if !known {
+            return self.end(CallOutcome::NotFound, CallerEnd::Reject(404));
+        }
+        let script = Arc::clone(&self.settings.feature_ivr);
+        self.take(now, script, menu);
+    }
+
+    /// The call is ours: set up its IVR, negotiate, ring or answer.
+    fn take(&mut self, now: Instant, script: Arc<IvrScript>, menu: &str) {
+        let language = self.settings.config.default_language.clone();
+        match IvrCall::new(script, menu, &language, now) {
+            Ok(ivr) => self.ivr = Some(ivr),
+            Err(e) => {
+                tracing::error!(error = %e, "IVR entry menu missing");
+                return self.end(CallOutcome::Failed, CallerEnd::Reject(500));
+            }
+        }
+        if self.arrival.rtp_port.is_none() {
+            tracing::warn!("no RTP port free");
+            return self.end(CallOutcome::Unavailable, CallerEnd::Reject(503));
+        }
+        if let Some(offer) = &self.arrival.offer {
+            match sdp::parse_offer(offer).and_then(|o| sdp::negotiate(&o)) {
+                Ok(n) => self.media = Some(n),
+                Err(e) => {
+                    tracing::debug!(error = %e, "SDP offer refused");
+                    return self.end(CallOutcome::NoCodec, CallerEnd::Reject(e.sip_status()));
+                }
+            }
+        }
+        let ring = self.settings.config.answer_after_ms;
+        if ring > 0 {
+            self.phase = Phase::Ringing;
+            self.emit(CallAction::Ring);
+            let delay = Duration::from_millis(u64::from(ring));
+            self.timers[Timer::Answer as usize] = now.checked_add(delay);
+        } else {
+            self.answer(now);
+        }
+    }
+
+    /// 200 OK: with our answer (and media starts now), or with our offer
+    /// (media starts with the ACK's answer).
+    fn answer(&mut self, now: Instant) {
+        let ip = self.arrival.local_ip;
+        let port = self.arrival.rtp_port.unwrap_or_default();
+        let local = match &self.media {
+            Some(n) => sdp::build_answer(ip, port, n, self.sdp.id),
+            None => sdp::build_offer(ip, port, self.sdp.id),
+        };
+        self.answered = true;
+        self.emit(CallAction::Answer { sdp: local });
+        self.timers[Timer::Ack as usize] = now.checked_add(self.settings.ack_timeout);
+        match self.media.clone() {
+            Some(remote) => {
+                self.emit(CallAction::StartCallerMedia { remote });
+                self.begin(now);
+            }
+            None => self.phase = Phase::AwaitingAck,
+        }
+    }
+
+    fn confirmed(&mut self, now: Instant, ack_body: Option<Vec<u8>>) {
+        self.timers[Timer::Ack as usize] = None;
+        if self.confirmed {
+            return;
+        }
+        self.confirmed = true;
+        if !matches!(self.phase, Phase::AwaitingAck) {
+            return;
+        }
+        let answer = match ack_body {
+            Some(b) => sdp::parse_answer(&b),
+            None => Err(sdp::SdpError::Malformed("no SDP answer in the ACK".into())),
+        };
+        match answer {
+            Ok(n) => {
+                self.media = Some(n.clone());
+                self.emit(CallAction::StartCallerMedia { remote: n });
+                self.begin(now);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no usable SDP answer in the ACK");
+                self.end(CallOutcome::NoCodec, CallerEnd::Bye);
+            }
+        }
+    }
+
+    fn media_failed(&mut self) {
+        let outcome = if self.arrival.offer.is_some() {
+            CallOutcome::Failed
+        } else {
+            CallOutcome::NoCodec
+        };
+        self.end(outcome, CallerEnd::Bye);
+    }
+
+    /// Media is up: the IVR starts, or the caller who dialed a queue's own
+    /// number goes straight into it (hold music, no menu).
+    fn begin(&mut self, now: Instant) {
+        self.phase = Phase::Ivr;
+        match self.direct_queue.clone() {
+            Some(q) => self.enter_queue(q, DIRECT_PRIORITY, None),
+            None => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_event(now, IvrEvent::Answered);
+                }
+                self.drain_ivr(now);
+            }
+        }
+    }
+
+    fn caller_ended(&mut self, end: LegEnd) {
+        let outcome = match end {
+            LegEnd::CallerBye => CallOutcome::CallerHangup,
+            LegEnd::Cancelled => CallOutcome::Cancelled,
+            LegEnd::OurBye => CallOutcome::IvrHangup,
+            LegEnd::Timeout => CallOutcome::Timeout,
+            LegEnd::Other(_) => CallOutcome::Failed,
+        };
+        self.end(outcome, CallerEnd::Gone);
+    }
+
+    // -------------------------------------------------- caller's media
+
+    fn info(&mut self, now: Instant, req: ReqId, content_type: &str, body: &[u8]) {
+        match parse_info_body(content_type, body) {
+            Ok(digit) => {
+                self.emit(CallAction::ReplyInfo { req, status: 200 });
+                if matches!(self.phase, Phase::Bridged(_)) {
+                    // Talking to an agent: the key goes on to the agent.
+                    self.emit(CallAction::SendDigitToAgent(digit));
+                } else {
+                    self.caller_digit(now, digit, DigitSource::Info);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "INFO refused");
+                self.emit(CallAction::ReplyInfo { req, status: 415 });
+            }
+        }
+    }
+
+    /// A re-INVITE or UPDATE: keep the codec, follow a new address.
+    fn reoffer(&mut self, req: ReqId, body: Option<&[u8]>) {
+        let answer = self.reanswer(body);
+        self.emit(CallAction::ReplyReoffer { req, answer });
+    }
+
+    fn reanswer(&mut self, body: Option<&[u8]>) -> Result<Option<String>, u16> {
+        let Some(current) = &self.media else {
+            return Err(491);
+        };
+        let Some(body) = body else {
+            // A refresh without SDP (UPDATE) needs none back.
+            return Ok(None);
+        };
+        let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
+        let n = sdp::negotiate_with(&remote, &[current.codec]).map_err(|e| e.sip_status())?;
+        self.emit(CallAction::SetCallerPeer { peer: n.remote_rtp });
+        let version = self.sdp.next_version();
+        let port = self.arrival.rtp_port.unwrap_or_default();
+        let answer = sdp::build_reanswer(self.arrival.local_ip, port, &n, self.sdp.id, version);
+        Ok(Some(answer))
+    }
+
+    fn caller_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
+        self.count(CallCount::Digit(source));
+        tracing::debug!(%digit, source = source.as_str(), "digit");
+        if matches!(self.phase, Phase::Bridged(_)) {
+            return;
+        }
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.handle_event(now, IvrEvent::Digit(digit));
+        }
+        self.drain_ivr(now);
+        // While waiting in a queue, 9 asks to keep the place for a callback.
+        if digit == '9' && !self.leaving {
+            self.ask_callback_while_queued();
+        }
+    }
+
+    fn playback_finished(&mut self, now: Instant, token: u64) {
+        if token != self.token {
+            return;
+        }
+        if self.leaving {
+            return self.end(CallOutcome::IvrHangup, CallerEnd::Bye);
+        }
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.handle_event(now, IvrEvent::PlaybackFinished);
+        }
+        self.drain_ivr(now);
+    }
+
+    // ------------------------------------------------------------- IVR
+
+    /// Carry out what the IVR decided.
+    fn drain_ivr(&mut self, now: Instant) {
+        while let Some(action) = self.ivr.as_mut().and_then(IvrCall::poll_action) {
+            if matches!(self.phase, Phase::Ended) {
+                return;
+            }
+            self.ivr_action(now, action);
+        }
+    }
+
+    fn ivr_action(&mut self, _now: Instant, action: IvrAction) {
+        match action {
+            IvrAction::Play {
+                language, prompts, ..
+            } => {
+                self.token += 1;
+                let token = self.token;
+                self.emit(CallAction::Play {
+                    language,
+                    prompts,
+                    token,
+                });
+            }
+            IvrAction::StopPlayback => {
+                self.token += 1;
+                self.emit(CallAction::StopPlayback);
+            }
+            IvrAction::EnteredMenu { menu } => {
+                tracing::debug!(%menu, "entered menu");
+                self.count(CallCount::MenuEntered(menu));
+            }
+            IvrAction::LanguageChosen { language } => tracing::debug!(%language, "language chosen"),
+            IvrAction::FieldCollected { name, value } => {
+                tracing::debug!(%name, %value, "field collected");
+            }
+            IvrAction::Queue {
+                queue,
+                priority,
+                prompt,
+            } => {
+                self.count(CallCount::QueueRequested(queue.clone()));
+                self.enter_queue(queue, priority, prompt);
+            }
+            IvrAction::RequestCallback {
+                queue,
+                number_field,
+            } => self.ivr_callback(queue, number_field),
+            IvrAction::Hangup { reason } => {
+                tracing::debug!(%reason, "IVR hangs up");
+                self.end(CallOutcome::IvrHangup, CallerEnd::Bye);
+            }
+        }
+    }
+
+    /// The IVR's callback option: a number the caller typed goes out
+    /// through the trunk; else the caller is called back where its call
+    /// came from. (The IVR plays the confirmation and hangs up itself.)
+    fn ivr_callback(&mut self, queue: String, number_field: Option<String>) {
+        self.count(CallCount::CallbackRequested(queue.clone()));
+        let typed = number_field
+            .as_ref()
+            .and_then(|f| self.ivr.as_ref().and_then(|i| i.fields().get(f)))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .cloned();
+        let target = match (typed, self.settings.config.callback_trunk()) {
+            (Some(number), Some(trunk)) => AgentTarget {
+                contact: trunk.uri_for(&number),
+                source: trunk.addr,
+                over_tcp: false,
+            },
+            _ => self.caller_contact(),
+        };
+        tracing::info!(%queue, "callback requested");
+        tracing::debug!(contact = %target.contact, "callback contact");
+        let ticket = self.ticket_field();
+        // The ACD hears when this line goes: the callback waits for it.
+        self.in_acd = true;
+        self.ask_acd(AcdRequest::RequestCallback {
+            queue,
+            priority: DIRECT_PRIORITY,
+            ticket,
+            target,
+        });
+    }
+
+    /// Where to call the caller back: its From user at the address its
+    /// INVITE came from (never a host name from the message).
+    fn caller_contact(&self) -> AgentTarget {
+        AgentTarget {
+            contact: callback_contact(&self.arrival.from_uri, self.arrival.source),
+            source: self.arrival.source,
+            over_tcp: false,
+        }
+    }
+
+    // ----------------------------------------------------------- queue
+
+    /// Hand the caller to the ACD: `prompt` (if any), then hold music while
+    /// it waits.
+    fn enter_queue(&mut self, queue: String, priority: u8, prompt: Option<String>) {
+        tracing::info!(%queue, priority, "queued");
+        self.play(prompt.into_iter().collect());
+        self.emit(CallAction::HoldMusic(true));
+        let ticket = self.ticket_field();
+        self.queue = Some((queue.clone(), priority));
+        self.in_acd = true;
+        self.phase = Phase::Queued(Queued {
+            offer: None,
+            callback_asked: false,
+        });
+        self.ask_acd(AcdRequest::Enqueue {
+            queue,
+            priority,
+            ticket,
+        });
+    }
+
+    /// 9 while queued (an offer may be ringing): ask the ACD to keep the
+    /// place. The caller hears the confirmation once the ACD holds it.
+    fn ask_callback_while_queued(&mut self) {
+        let Phase::Queued(q) = &mut self.phase else {
+            return;
+        };
+        if q.callback_asked {
+            return;
+        }
+        q.callback_asked = true;
+        let Some((queue, priority)) = self.queue.clone() else {
+            return;
+        };
+        self.count(CallCount::CallbackRequested(queue.clone()));
+        let target = self.caller_contact();
+        let ticket = self.ticket_field();
+        self.ask_acd(AcdRequest::RequestCallback {
+            queue,
+            priority,
+            ticket,
+            target,
+        });
+    }
+
+    fn acd_news(&mut self, now: Instant, news: QueueNews) {
+        match news {
+            QueueNews::Announce {
+                position,
+                ewt_minutes,
+            } => self.announce(position, ewt_minutes),
+            QueueNews::OfferCallback => {
+                if self.waiting() {
+                    self.append(vec!["callback_offer".into()]);
+                }
+            }
+            QueueNews::PlayAndHangup { prompt } => self.leave_after(vec![prompt], true),
+            QueueNews::Blocked => self.leave_after(vec!["no_agents".into()], true),
+            QueueNews::Offer {
+                agent,
+                targets,
+                ticket,
+            } => self.offered(agent, targets, ticket),
+            QueueNews::CancelOffer { agent } => self.offer_cancelled(&agent),
+            QueueNews::Finished(outcome) => {
+                tracing::debug!(outcome = outcome.label(), "left the queue");
+                self.in_acd = false;
+            }
+            QueueNews::CallbackHeld => self.callback_held(),
+            QueueNews::CallbackRefused => self.callback_refused(),
+            QueueNews::Transferred => self.transferred(now),
+            QueueNews::TransferRejected { reason } => self.transfer_rejected(reason),
+        }
+    }
+
+    /// Queued, not leaving, not ringing an answered agent: hears the queue.
+    fn waiting(&self) -> bool {
+        matches!(self.phase, Phase::Queued(_)) && !self.leaving
+    }
+
+    fn announce(&mut self, position: usize, ewt_minutes: u32) {
+        if !self.waiting() {
+            return;
+        }
+        let mut names = Vec::new();
+        if !std::mem::replace(&mut self.announced, true) {
+            // The first time: "all our technicians are busy, please hold".
+            names.push("queue_wait".to_string());
+        }
+        names.extend([
+            "position_is".to_string(),
+            format!("numbers/{}", position.min(99)),
+            "estimated_wait".into(),
+        ]);
+        match ewt_minutes {
+            0 => names.push("less_than_a_minute".into()),
+            1 => names.extend(["numbers/1".to_string(), "minute".into()]),
+            n => names.extend([format!("numbers/{}", n.min(99)), "minutes".into()]),
+        }
+        self.append(names);
+    }
+
+    /// The ACD offers the call to `agent`: ring its phones, unless the
+    /// caller is busy elsewhere (then the offer fails at once).
+    fn offered(&mut self, agent: String, targets: Vec<AgentTarget>, ticket: Option<String>) {
+        let media = self.media.clone();
+        let Phase::Queued(q) = &mut self.phase else {
+            return self.ask_acd(AcdRequest::OfferFailed {
+                agent,
+                reason: OfferFailReason::Rejected,
+            });
+        };
+        if q.callback_asked {
+            // The ACD withdraws this offer when it takes the callback request.
+            return;
+        }
+        let (None, Some(codec), false) = (&q.offer, media, self.leaving) else {
+            return self.ask_acd(AcdRequest::OfferFailed {
+                agent,
+                reason: OfferFailReason::Rejected,
+            });
+        };
+        self.offers += 1;
+        let no = self.offers;
+        q.offer = Some(Offer {
+            no,
+            agent: agent.clone(),
+            contacts: None,
+            failed: 0,
+            held_answer: None,
+            bridging: None,
+        });
+        let ticket = ticket.unwrap_or_else(|| format!("call-{}", self.id.0));
+        tracing::info!(%agent, contacts = targets.len(), %ticket, "ringing the agent");
+        self.emit(CallAction::RingAgent {
+            offer: no,
+            agent,
+            targets,
+            ticket,
+            codec,
+        });
+    }
+
+    /// The current offer, if `no` is it.
+    fn offer_mut(&mut self, no: u32) -> Option<&mut Offer> {
+        match &mut self.phase {
+            Phase::Queued(Queued { offer: Some(o), .. }) if o.no == no => Some(o),
+            _ => None,
+        }
+    }
+
+    fn offer_rung(&mut self, no: u32, contacts: u16) {
+        for contact in 0..contacts {
+            self.legs.insert(AgentLegRef { offer: no, contact });
+        }
+        let Some(o) = self.offer_mut(no) else {
+            // Withdrawn before its legs were placed.
+            return self.hang_up_offer(no, None);
+        };
+        o.contacts = Some(contacts);
+        if contacts == 0 || o.failed >= contacts {
+            let agent = o.agent.clone();
+            self.offer_lost(agent, OfferFailReason::Unreachable);
+        }
+    }
+
+    /// The current offer is over without a bridge: the ACD decides what next.
+    fn offer_lost(&mut self, agent: String, reason: OfferFailReason) {
+        if let Phase::Queued(q) = &mut self.phase {
+            if let Some(o) = q.offer.take() {
+                self.hang_up_offer(o.no, None);
+            }
+        }
+        self.ask_acd(AcdRequest::OfferFailed { agent, reason });
+    }
+
+    fn offer_cancelled(&mut self, agent: &str) {
+        let Phase::Queued(q) = &mut self.phase else {
+            return;
+        };
+        if let Some(o) = q.offer.take_if(|o| o.agent == agent) {
+            self.hang_up_offer(o.no, None);
+        }
+    }
+
+    fn agent_answered(&mut self, leg: AgentLegRef, answer: Vec<u8>) {
+        let callback_asked = matches!(&self.phase, Phase::Queued(q) if q.callback_asked);
+        let Some(o) = self.offer_mut(leg.offer).filter(|o| o.bridging.is_none()) else {
+            // A leg of an offer already withdrawn, or a second phone.
+            return self.hang_up_leg(leg);
+        };
+        if callback_asked {
+            o.held_answer = Some((leg, answer));
+            return;
+        }
+        self.connect(leg, &answer);
+    }
+
+    /// Bridge the answering phone: its other phones stop ringing.
+    fn connect(&mut self, leg: AgentLegRef, answer: &[u8]) {
+        let Some(o) = self.offer_mut(leg.offer) else {
+            return self.hang_up_leg(leg);
+        };
+        let agent = o.agent.clone();
+        match sdp::parse_answer(answer) {
+            Ok(remote) => {
+                o.bridging = Some(leg);
+                self.hang_up_offer(leg.offer, Some(leg));
+                self.emit(CallAction::BridgeAgent { leg, remote });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the agent's phone answered without usable SDP");
+                self.offer_lost(agent, OfferFailReason::Rejected);
+            }
+        }
+    }
+
+    fn agent_failed(&mut self, leg: AgentLegRef, status: u16) {
+        self.legs.remove(&leg);
+        let Some(o) = self.offer_mut(leg.offer) else {
+            return;
+        };
+        o.failed += 1;
+        if o.contacts.is_some_and(|n| o.failed >= n) {
+            let agent = o.agent.clone();
+            let reason = match status {
+                486 | 600 | 603 => OfferFailReason::Rejected,
+                _ => OfferFailReason::NoAnswer,
+            };
+            tracing::info!(%agent, status, "offer failed");
+            self.offer_lost(agent, reason);
+        }
+    }
+
+    fn agent_bridged(&mut self, leg: AgentLegRef) {
+        let Some(o) = self
+            .offer_mut(leg.offer)
+            .filter(|o| o.bridging == Some(leg))
+        else {
+            return self.hang_up_leg(leg);
+        };
+        let agent = o.agent.clone();
+        tracing::info!(%agent, "caller and agent connected");
+        let prefix = self.settings.config.features.transfer_prefix.clone();
+        self.keypad = Keypad::new(&prefix);
+        self.phase = Phase::Bridged(Bridge {
+            agent: agent.clone(),
+            leg,
+            transfer: None,
+            agent_gone: false,
+            to_agent: None,
+        });
+        self.ask_acd(AcdRequest::AgentAnswered { agent });
+    }
+
+    fn bridge_failed(&mut self, leg: AgentLegRef) {
+        let Some(o) = self.offer_mut(leg.offer) else {
+            return self.hang_up_leg(leg);
+        };
+        let agent = o.agent.clone();
+        self.offer_lost(agent, OfferFailReason::Rejected);
+    }
+
+    // -------------------------------------------------------- callback
+
+    /// The ACD holds the callback: the caller's place is kept; say so and
+    /// hang up (the ACD calls back once it hears the line is down).
+    fn callback_held(&mut self) {
+        let Phase::Queued(q) = &mut self.phase else {
+            return;
+        };
+        if let Some(o) = q.offer.take() {
+            self.hang_up_offer(o.no, None);
+        }
+        self.leave_after(vec!["callback_confirm".into(), "goodbye".into()], false);
+    }
+
+    /// The ACD cannot keep this caller's place (it waits for one agent):
+    /// it keeps waiting; an answer held meanwhile is bridged.
+    fn callback_refused(&mut self) {
+        let Phase::Queued(q) = &mut self.phase else {
+            return;
+        };
+        q.callback_asked = false;
+        let held = q.offer.as_mut().and_then(|o| o.held_answer.take());
+        if let Some((leg, answer)) = held {
+            self.connect(leg, &answer);
+        }
+    }
+
+    // ---------------------------------------------------------- bridge
+
+    fn agent_ended(&mut self, leg: AgentLegRef) {
+        self.legs.remove(&leg);
+        let Phase::Bridged(b) = &mut self.phase else {
+            // An answered leg of an offer that was withdrawn meanwhile.
+            if let Some(o) = self.offer_mut(leg.offer) {
+                if o.bridging == Some(leg) {
+                    let agent = o.agent.clone();
+                    self.offer_lost(agent, OfferFailReason::Rejected);
+                }
+            }
+            return;
+        };
+        if b.leg != leg {
+            return;
+        }
+        if b.transfer.is_some() {
+            // The phone hung up after its REFER: the ACD's answer decides.
+            b.agent_gone = true;
+            return;
+        }
+        self.end(CallOutcome::AgentHangup, CallerEnd::Bye);
+    }
+
+    fn agent_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
+        if !matches!(self.phase, Phase::Bridged(_)) {
+            return;
+        }
+        self.count(CallCount::Digit(source));
+        let action = self.keypad.on_key(now, digit);
+        self.on_keypad(action);
+    }
+
+    /// Carry out what the agent's keypad decided.
+    fn on_keypad(&mut self, action: KeypadAction) {
+        match action {
+            KeypadAction::None => {}
+            KeypadAction::Pass(keys) => {
+                for k in keys {
+                    self.emit(CallAction::SendDigitToCaller(k));
+                }
+            }
+            KeypadAction::Cancelled => tracing::info!("the agent abandoned a feature code"),
+            KeypadAction::Transfer(target) => match self.settings.config.transfer_target(&target) {
+                Some(to) => {
+                    tracing::info!(%target, "the agent transfers the caller (keypad)");
+                    self.request_transfer(TransferHow::Keypad, to);
+                }
+                None => {
+                    tracing::info!(%target, "keypad transfer to an unknown number");
+                    self.count(CallCount::KeypadTransfer(KeypadResult::UnknownTarget));
+                    self.tell_agent_transfer_failed();
+                }
+            },
+        }
+    }
+
+    fn refer(&mut self, leg: AgentLegRef, req: ReqId, target: &str) {
+        let bridged = matches!(&self.phase, Phase::Bridged(b) if b.leg == leg);
+        let pending = matches!(&self.phase, Phase::Bridged(b) if b.transfer.is_some());
+        let to = self.settings.config.transfer_target(target);
+        match (bridged, pending, to) {
+            (true, false, Some(to)) => {
+                tracing::info!(%target, "the agent transfers the caller (REFER)");
+                self.emit(CallAction::ReplyRefer { req, status: 202 });
+                self.request_transfer(TransferHow::Refer, to);
+            }
+            (true, true, _) => self.emit(CallAction::ReplyRefer { req, status: 491 }),
+            _ => self.emit(CallAction::ReplyRefer { req, status: 404 }),
+        }
+    }
+
+    /// Ask the ACD; the bridge stays until it answers.
+    fn request_transfer(&mut self, how: TransferHow, to: TransferTarget) {
+        let Phase::Bridged(b) = &mut self.phase else {
+            return;
+        };
+        if b.transfer.is_some() {
+            return;
+        }
+        b.transfer = Some(PendingTransfer {
+            how,
+            to: to.clone(),
+        });
+        self.ask_acd(AcdRequest::Transfer { to });
+    }
+
+    /// The ACD took the transfer: the agent's leg ends, the caller hears
+    /// "transferring" then hold music while it waits again.
+    fn transferred(&mut self, _now: Instant) {
+        let Phase::Bridged(b) = &mut self.phase else {
+            return;
+        };
+        let Some(t) = b.transfer.take() else {
+            return;
+        };
+        let (leg, gone) = (b.leg, b.agent_gone);
+        if !gone && self.legs.remove(&leg) {
+            self.emit(match t.how {
+                TransferHow::Refer => CallAction::TransferDone { leg },
+                TransferHow::Keypad => CallAction::HangUpAgent { leg },
+            });
+        }
+        let to_agent = matches!(t.to, TransferTarget::Agent(_));
+        if t.how == TransferHow::Keypad {
+            self.count(CallCount::KeypadTransfer(KeypadResult::Transferred));
+        }
+        self.count(CallCount::Transfer {
+            how: t.how,
+            to_agent,
+            result: TransferResult::Done,
+        });
+        if let (TransferTarget::Queue(q), Some((_, p))) = (&t.to, &self.queue) {
+            self.queue = Some((q.clone(), *p));
+        }
+        self.phase = Phase::Queued(Queued {
+            offer: None,
+            callback_asked: false,
+        });
+        self.announced = false;
+        self.emit(CallAction::Unbridge);
+        self.play(vec!["transferring".into()]);
+        self.emit(CallAction::HoldMusic(true));
+    }
+
+    /// The ACD refused the transfer: the bridge stays, the REFER's NOTIFY
+    /// says so, and the agent hears that it failed.
+    fn transfer_rejected(&mut self, reason: &'static str) {
+        let Phase::Bridged(b) = &mut self.phase else {
+            return;
+        };
+        let Some(t) = b.transfer.take() else {
+            return;
+        };
+        tracing::info!(reason, "the transfer was refused");
+        let (leg, gone) = (b.leg, b.agent_gone);
+        if t.how == TransferHow::Refer && !gone {
+            let status = match reason {
+                "agent logged out" => 480,
+                _ => 403,
+            };
+            self.emit(CallAction::TransferFailed { leg, status });
+        }
+        if t.how == TransferHow::Keypad {
+            self.count(CallCount::KeypadTransfer(KeypadResult::Refused));
+        }
+        self.count(CallCount::Transfer {
+            how: t.how,
+            to_agent: matches!(t.to, TransferTarget::Agent(_)),
+            result: TransferResult::Refused,
+        });
+        if gone {
+            // Nobody is left to talk to: the call ends as the agent's.
+            return self.end(CallOutcome::AgentHangup, CallerEnd::Bye);
+        }
+        self.tell_agent_transfer_failed();
+    }
+
+    /// "Transfer failed", to the agent only.
+    fn tell_agent_transfer_failed(&mut self) {
+        let Phase::Bridged(b) = &mut self.phase else {
+            return;
+        };
+        self.token += 1;
+        b.to_agent = Some(self.token);
+        let language = self.language().to_string();
+        self.emit(CallAction::PlayToAgent {
+            language,
+            prompts: vec!["transfer_failed".into()],
+            token: self.token,
+        });
+    }
+
+    fn agent_playback_finished(&mut self, token: u64) {
+        let Phase::Bridged(b) = &mut self.phase else {
+            return;
+        };
+        if b.to_agent == Some(token) {
+            b.to_agent = None;
+            self.emit(CallAction::ResumeBridge);
+        }
+    }
+}
+
+/// The caller's From user at `source` (never a host name from the message);
+/// `caller` if the user part is missing or odd.
+pub fn callback_contact(from_uri: &str, source: SocketAddr) -> String {
+    let user = from_uri
+        .split_once("sip:")
+        .map(|(_, r)| r)
+        .and_then(|r| r.split(['@', '>', ';']).next())
+        .filter(|u| {
+            !u.is_empty()
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c))
+        })
+        .unwrap_or("caller");
+    format!("sip:{user}@{source}")
+}

@@ -1,0 +1,818 @@
+//! The call's driver: one tokio task per call that owns its SIP leg, its
+//! media, the agent legs it rings and the transactions waiting for an
+//! answer. It turns what happens on them (and the ACD's news, and the
+//! clock) into [`CallEvent`]s for the call's [`CallCore`], and carries out
+//! the [`CallAction`]s the core hands back. It decides nothing: which
+//! prompt, which agent, when to hang up are the core's.
+
+use super::core::{Arrival, CallCore, CallSettings};
+use super::SdpSession;
+use super::{AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, LegId, LegRole, ReqId};
+use crate::acd::driver::{QueueNews, Switchboard};
+use crate::acd::lines::{LineCapacity, LineGuard};
+use crate::acd::CallId;
+use crate::http::live::{LiveCall, LiveCalls};
+use crate::ivr::IvrScript;
+use crate::media::clock::MediaClock;
+use crate::media::ports::{PortPool, RtpPort};
+use crate::media::prompts::{Prompt, PromptLibrary};
+use crate::media::sdp::{self, Negotiated};
+use crate::media::{MediaEvent, MediaSession, SessionSetup};
+use crate::metrics::{CallOutcome, Metrics};
+use crate::sip::{
+    AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
+    LegEvent, OfferReply, ReferReply, SipStack,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The menus an agent's feature-code call runs: the state's prompt, then
+/// hang up (the empty retry count sends the menu to its fallback at once
+/// after the first short timeout).
+const FEATURE_MENUS: &str = r#"
+[menu.agent_available]
+prompts = ["agent_ready"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+
+[menu.agent_paused]
+prompts = ["agent_paused"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+
+[menu.agent_logged_out]
+prompts = ["agent_logged_out"]
+timeout_ms = 500
+max_retries = 0
+fallback = { action = "hangup", reason = "feature" }
+
+# Never started: named as the IVR entry of a caller who dialed a queue's own
+# number, who goes straight into the queue.
+[menu.queue_direct]
+prompts = ["transferring"]
+max_retries = 0
+fallback = { action = "hangup" }
+"#;
+
+/// The prompts a queued caller (or its agent) hears besides the IVR's own.
+pub const QUEUE_PROMPTS: &[&str] = &[
+    "transferring",
+    "transfer_failed",
+    "callback_confirm",
+    "goodbye",
+    "queue_wait",
+    "position_is",
+    "estimated_wait",
+    "minute",
+    "minutes",
+    "less_than_a_minute",
+    "callback_offer",
+    "no_agents",
+];
+
+/// The built-in menus: the feature codes'.
+pub fn feature_script() -> Result<IvrScript, Vec<String>> {
+    IvrScript::load_sources([(std::path::Path::new("<built-in menus>"), FEATURE_MENUS)])
+        .map_err(|es| es.iter().map(ToString::to_string).collect())
+}
+
+/// Everything calls share.
+pub struct CallContext {
+    pub settings: Arc<CallSettings>,
+    pub switchboard: Switchboard,
+    pub prompts: Arc<PromptLibrary>,
+    pub hold_music: Option<Arc<Prompt>>,
+    pub clock: MediaClock,
+    pub ports: Arc<PortPool>,
+    pub metrics: Metrics,
+    /// The trunk's lines: a caller takes one, or is refused 486.
+    pub lines: Arc<LineCapacity>,
+    /// Cancelled at shutdown: every call sends BYE and ends.
+    pub shutdown: CancellationToken,
+    pub tracker: tokio_util::task::TaskTracker,
+    /// The SIP stack, to place agent legs (set once it has started).
+    pub sip: std::sync::OnceLock<Arc<SipStack>>,
+    /// Calls in progress, for the HTTP API.
+    pub live: Arc<LiveCalls>,
+    /// The HTTP listener's address (for Call-Info links), once bound.
+    pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    next_id: AtomicU64,
+}
+
+/// What a [`CallContext`] is made of.
+pub struct CallParts {
+    pub settings: Arc<CallSettings>,
+    pub switchboard: Switchboard,
+    pub prompts: Arc<PromptLibrary>,
+    pub clock: MediaClock,
+    pub ports: Arc<PortPool>,
+    pub metrics: Metrics,
+    pub lines: Arc<LineCapacity>,
+    pub shutdown: CancellationToken,
+}
+
+impl CallContext {
+    pub fn new(p: CallParts) -> Arc<Self> {
+        let hold_music = p.prompts.get_extra("hold_music");
+        Arc::new(CallContext {
+            settings: p.settings,
+            switchboard: p.switchboard,
+            prompts: p.prompts,
+            hold_music,
+            clock: p.clock,
+            ports: p.ports,
+            metrics: p.metrics,
+            lines: p.lines,
+            shutdown: p.shutdown,
+            tracker: tokio_util::task::TaskTracker::new(),
+            sip: std::sync::OnceLock::new(),
+            live: Arc::new(LiveCalls::default()),
+            http_addr: std::sync::OnceLock::new(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The prompts named, in `lang` (or the default language).
+    pub fn prompts_in(&self, lang: &str, names: &[String]) -> Vec<Arc<Prompt>> {
+        let default = &self.settings.config.default_language;
+        names
+            .iter()
+            .filter_map(|n| {
+                self.prompts
+                    .get(lang, n)
+                    .or_else(|| self.prompts.get(default, n))
+            })
+            .collect()
+    }
+
+    pub fn rtp_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.settings.config.rtp_timeout_secs))
+    }
+
+    /// The link an agent's phone shows for the call (Call-Info).
+    fn call_info(&self, id: CallId) -> String {
+        let http = self
+            .http_addr
+            .get()
+            .copied()
+            .unwrap_or(self.settings.config.http_listen);
+        format!("<http://{http}/calls/{}>;purpose=info", id.0)
+    }
+}
+
+/// The [`CallHandler`] the SIP adapter hands new calls to.
+pub struct Calls(pub Arc<CallContext>);
+
+impl CallHandler for Calls {
+    fn incoming(
+        &self,
+        call: IncomingCall,
+        leg: CallLeg,
+        events: mpsc::UnboundedReceiver<LegEvent>,
+    ) {
+        let ctx = Arc::clone(&self.0);
+        let id = CallId(ctx.next_id.fetch_add(1, Ordering::Relaxed));
+        // A caller takes one of the trunk's usable lines, or is refused
+        // 486; agents' own calls (feature codes) take none.
+        let line = match call.agent {
+            Some(_) => None,
+            None => match ctx.lines.try_take() {
+                Some(line) => Some(line),
+                None => {
+                    tracing::info!(call_id = %call.call_id, "no free line: 486");
+                    leg.reject(486);
+                    ctx.metrics.call_ended(CallOutcome::Blocked);
+                    return;
+                }
+            },
+        };
+        let span = tracing::info_span!("call", call_id = %call.call_id, id = id.0);
+        let tracker = ctx.tracker.clone();
+        tracker.spawn(
+            async move {
+                ctx.metrics.calls_active.inc();
+                let outcome = run(&ctx, id, call, leg, events, line).await;
+                ctx.metrics.calls_active.dec();
+                ctx.metrics.call_ended(outcome);
+                tracing::info!(outcome = outcome.as_str(), "call ended");
+            }
+            .instrument(span),
+        );
+    }
+
+    fn knows_number(&self, dialed: &str) -> bool {
+        let config = &self.0.settings.config;
+        config.numbers.contains_key(dialed)
+            || config.queue_by_number(dialed).is_some()
+            || self.needs_agent(dialed)
+    }
+
+    fn needs_agent(&self, dialed: &str) -> bool {
+        self.0.settings.config.features.feature_of(dialed).is_some()
+    }
+}
+
+/// One call, from its INVITE to its end.
+async fn run(
+    ctx: &Arc<CallContext>,
+    id: CallId,
+    call: IncomingCall,
+    leg: CallLeg,
+    leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    line: Option<LineGuard>,
+) -> CallOutcome {
+    tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
+    let port = match ctx.ports.allocate() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "no RTP port");
+            None
+        }
+    };
+    let arrival = Arrival {
+        call: id,
+        dialed: call.dialed.clone(),
+        from_uri: call.from_uri.clone(),
+        source: call.source,
+        local_ip: call.local_ip,
+        offer: call.offer.clone(),
+        agent: call.agent.clone(),
+        rtp_port: port.as_ref().map(|p| p.port),
+        holds_line: line.is_some(),
+    };
+    let mut core = CallCore::new(Instant::now(), Arc::clone(&ctx.settings), arrival);
+    let mut io = CallIo::new(Arc::clone(ctx), id, call, leg, leg_events, port, line);
+    let mut published = None;
+    loop {
+        io.carry_out(&mut core).await;
+        if core.is_ended() {
+            break;
+        }
+        if published != Some(core.revision()) {
+            published = Some(core.revision());
+            io.publish(&core);
+        }
+        let ev = io.next_event(core.poll_timeout()).await;
+        let now = Instant::now();
+        match ev {
+            Some(ev) => core.handle_event(now, ev),
+            None => core.handle_timeout(now),
+        }
+    }
+    if published.is_some() {
+        ctx.live.remove(id.0);
+    }
+    io.outcome.unwrap_or(CallOutcome::Failed)
+}
+
+/// A transaction waiting for the core's answer.
+enum Pending {
+    Info(InfoReply),
+    Offer(OfferReply),
+    Refer(ReferReply),
+}
+
+/// The offer to an agent: its RTP port (taken by the bridge) and where its
+/// phones' signalling comes from.
+struct OfferMedia {
+    port: Option<RtpPort>,
+    signalling_ip: IpAddr,
+}
+
+/// Everything a call owns that does IO.
+struct CallIo {
+    ctx: Arc<CallContext>,
+    id: CallId,
+    call: IncomingCall,
+    leg: CallLeg,
+    leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    port: Option<RtpPort>,
+    line: Option<LineGuard>,
+    media: Option<MediaSession>,
+    media_tx: mpsc::UnboundedSender<MediaEvent>,
+    media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    agent_media: Option<MediaSession>,
+    agent_media_tx: mpsc::UnboundedSender<MediaEvent>,
+    agent_media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    agent_legs: BTreeMap<AgentLegRef, AgentLeg>,
+    offer_media: HashMap<u32, OfferMedia>,
+    agent_tx: mpsc::UnboundedSender<(AgentLegRef, AgentLegEvent)>,
+    agent_rx: mpsc::UnboundedReceiver<(AgentLegRef, AgentLegEvent)>,
+    news_tx: mpsc::UnboundedSender<QueueNews>,
+    news_rx: mpsc::UnboundedReceiver<QueueNews>,
+    pending: HashMap<ReqId, Pending>,
+    next_req: u64,
+    shutdown_told: bool,
+    outcome: Option<CallOutcome>,
+}
+
+impl CallIo {
+    fn new(
+        ctx: Arc<CallContext>,
+        id: CallId,
+        call: IncomingCall,
+        leg: CallLeg,
+        leg_events: mpsc::UnboundedReceiver<LegEvent>,
+        port: Option<RtpPort>,
+        line: Option<LineGuard>,
+    ) -> CallIo {
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (agent_media_tx, agent_media_rx) = mpsc::unbounded_channel();
+        let (agent_tx, agent_rx) = mpsc::unbounded_channel();
+        let (news_tx, news_rx) = mpsc::unbounded_channel();
+        CallIo {
+            ctx,
+            id,
+            call,
+            leg,
+            leg_events,
+            port,
+            line,
+            media: None,
+            media_tx,
+            media_rx,
+            agent_media: None,
+            agent_media_tx,
+            agent_media_rx,
+            agent_legs: BTreeMap::new(),
+            offer_media: HashMap::new(),
+            agent_tx,
+            agent_rx,
+            news_tx,
+            news_rx,
+            pending: HashMap::new(),
+            next_req: 0,
+            shutdown_told: false,
+            outcome: None,
+        }
+    }
+
+    /// Carry out every action the core has for us; an action's immediate
+    /// result goes straight back to the core.
+    async fn carry_out(&mut self, core: &mut CallCore) {
+        while let Some(action) = core.poll_action() {
+            if let Some(ev) = self.execute(action).await {
+                core.handle_event(Instant::now(), ev);
+            }
+        }
+    }
+
+    /// The live record of the call, from its core.
+    fn publish(&self, core: &CallCore) {
+        let v = core.view();
+        self.ctx.live.upsert(LiveCall {
+            id: self.id.0,
+            ticket: format!("call-{}", self.id.0),
+            dialed: self.call.dialed.clone(),
+            caller: self.call.from_uri.clone(),
+            language: v.language.to_string(),
+            state: v.state,
+            queue: v.queue.map(str::to_string),
+            priority: v.priority,
+            agent: v.agent.map(str::to_string),
+            fields: v.fields.cloned().unwrap_or_default(),
+        });
+    }
+
+    fn hold(&mut self, pending: Pending) -> ReqId {
+        self.next_req += 1;
+        let req = ReqId(self.next_req);
+        self.pending.insert(req, pending);
+        req
+    }
+
+    /// Wait for the next thing that happens to the call; `None` when the
+    /// core's deadline comes first.
+    async fn next_event(&mut self, deadline: Option<Instant>) -> Option<CallEvent> {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        let shutdown = self.ctx.shutdown.clone();
+        let told = self.shutdown_told;
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled(), if !told => {
+                    self.shutdown_told = true;
+                    Some(CallEvent::Shutdown)
+                }
+                _ = &mut sleep => return None,
+                ev = self.leg_events.recv() => Some(self.leg_event(ev)),
+                Some(ev) = self.media_rx.recv() => caller_media_event(ev),
+                Some(ev) = self.agent_media_rx.recv() => agent_media_event(ev),
+                Some((leg, ev)) = self.agent_rx.recv() => self.agent_event(leg, ev),
+                Some(news) = self.news_rx.recv() => Some(CallEvent::Acd(news)),
+            };
+            if ev.is_some() {
+                return ev;
+            }
+        }
+    }
+
+    fn leg_event(&mut self, ev: Option<LegEvent>) -> CallEvent {
+        match ev {
+            None => CallEvent::CallerEnded(LegEnd::Other(0)),
+            Some(LegEvent::Ended(end)) => CallEvent::CallerEnded(end),
+            Some(LegEvent::Confirmed { ack_body }) => CallEvent::CallerConfirmed { ack_body },
+            Some(LegEvent::Info {
+                content_type,
+                body,
+                reply,
+            }) => CallEvent::CallerInfo {
+                req: self.hold(Pending::Info(reply)),
+                content_type,
+                body,
+            },
+            Some(LegEvent::Reoffer { sdp, reply }) => CallEvent::CallerReoffer {
+                req: self.hold(Pending::Offer(reply)),
+                sdp,
+            },
+        }
+    }
+
+    fn agent_event(&mut self, leg: AgentLegRef, ev: AgentLegEvent) -> Option<CallEvent> {
+        Some(match ev {
+            AgentLegEvent::Ringing => return None,
+            AgentLegEvent::Answered { sdp } => CallEvent::AgentAnswered { leg, sdp },
+            AgentLegEvent::Failed { status } => {
+                self.agent_legs.remove(&leg);
+                CallEvent::AgentFailed { leg, status }
+            }
+            AgentLegEvent::Refer { target, reply } => CallEvent::AgentRefer {
+                leg,
+                req: self.hold(Pending::Refer(reply)),
+                target,
+            },
+            AgentLegEvent::Ended(_) => {
+                self.agent_legs.remove(&leg);
+                CallEvent::AgentEnded { leg }
+            }
+        })
+    }
+
+    async fn execute(&mut self, action: CallAction) -> Option<CallEvent> {
+        match action {
+            CallAction::Acd(req) => return self.ask_acd(req).await,
+            CallAction::Reject { status } => self.leg.reject(status),
+            CallAction::Ring => self.leg.ringing(),
+            CallAction::Answer { sdp } => {
+                if !self.leg.answer(sdp) {
+                    return Some(CallEvent::AnswerFailed);
+                }
+            }
+            CallAction::StartCallerMedia { remote } => return self.start_caller_media(&remote),
+            CallAction::HangUpCaller => self.leg.hangup().await,
+            CallAction::ReplyInfo { req, status } => {
+                if let Some(Pending::Info(r)) = self.pending.remove(&req) {
+                    r.reply(status).await;
+                }
+            }
+            CallAction::ReplyReoffer { req, answer } => {
+                if let Some(Pending::Offer(r)) = self.pending.remove(&req) {
+                    match answer {
+                        Ok(sdp) => r.accept(sdp).await,
+                        Err(status) => r.reject(status).await,
+                    }
+                }
+            }
+            CallAction::ReplyRefer { req, status } => {
+                if let Some(Pending::Refer(r)) = self.pending.remove(&req) {
+                    match status {
+                        202 => r.accept().await,
+                        s => r.reject(s).await,
+                    }
+                }
+            }
+            CallAction::RingAgent {
+                offer,
+                agent,
+                targets,
+                ticket,
+                codec,
+            } => return Some(self.ring_agent(offer, &agent, &targets, ticket, &codec)),
+            CallAction::HangUpAgent { leg } => self.hang_up_agent(leg),
+            CallAction::BridgeAgent { leg, remote } => return Some(self.bridge(leg, &remote)),
+            CallAction::TransferDone { leg } => self.transfer_done(leg),
+            CallAction::TransferFailed { leg, status } => self.transfer_failed(leg, status),
+            CallAction::Count(c) => self.count(&c),
+            CallAction::ReleaseLine => self.line = None,
+            CallAction::Finished { outcome } => self.finish(outcome),
+            other => self.media_action(other),
+        }
+        None
+    }
+
+    /// What plays and what is relayed.
+    fn media_action(&mut self, action: CallAction) {
+        let (Some(m), ctx) = (self.media.as_ref(), &self.ctx) else {
+            return;
+        };
+        match action {
+            CallAction::Play {
+                language,
+                prompts,
+                token,
+            } => m.play(ctx.prompts_in(&language, &prompts), token),
+            CallAction::Append { language, prompts } => {
+                m.append(ctx.prompts_in(&language, &prompts))
+            }
+            CallAction::StopPlayback => m.stop_playback(),
+            CallAction::HoldMusic(on) => {
+                m.set_background(if on { ctx.hold_music.clone() } else { None })
+            }
+            CallAction::SetCallerPeer { peer } => m.set_peer(peer),
+            CallAction::SendDigitToAgent(d) => m.send_digit(d),
+            CallAction::SendDigitToCaller(d) => {
+                if let Some(a) = &self.agent_media {
+                    a.send_digit(d);
+                }
+            }
+            CallAction::Unbridge => {
+                // The agent's media goes; the clock plays to the caller again.
+                self.agent_media = None;
+                if let Err(e) = m.unbridge() {
+                    tracing::warn!(error = %e, "cannot play to the caller again");
+                }
+            }
+            CallAction::PlayToAgent {
+                language,
+                prompts,
+                token,
+            } => {
+                if let Some(a) = &self.agent_media {
+                    let list = ctx.prompts_in(&language, &prompts);
+                    if let Err(e) = a.play_in_bridge(m, list, token) {
+                        tracing::warn!(error = %e, "cannot play to the agent");
+                    }
+                }
+            }
+            CallAction::ResumeBridge => {
+                if let Some(a) = &self.agent_media {
+                    a.resume_bridge(m);
+                }
+            }
+            other => tracing::debug!(?other, "not a media action"),
+        }
+    }
+
+    async fn ask_acd(&mut self, req: AcdRequest) -> Option<CallEvent> {
+        let (sb, id) = (&self.ctx.switchboard, self.id.0);
+        match req {
+            AcdRequest::Feature { agent, feature } => {
+                let known = sb.feature(&agent, feature).await.is_some();
+                return Some(CallEvent::FeatureApplied { known });
+            }
+            AcdRequest::Enqueue {
+                queue,
+                priority,
+                ticket,
+            } => sb.enqueue(id, &queue, priority, ticket, self.news_tx.clone()),
+            AcdRequest::RequestCallback {
+                queue,
+                priority,
+                ticket,
+                target,
+            } => sb.request_callback(id, &queue, priority, ticket, target, self.news_tx.clone()),
+            AcdRequest::AgentAnswered { agent } => sb.agent_answered(id, &agent),
+            AcdRequest::OfferFailed { agent, reason } => sb.offer_failed(id, &agent, reason),
+            AcdRequest::Transfer { to } => sb.transfer(id, to),
+            AcdRequest::CallerGone => sb.caller_gone(id),
+        }
+        None
+    }
+
+    fn start_caller_media(&mut self, remote: &Negotiated) -> Option<CallEvent> {
+        let Some(port) = self.port.take() else {
+            return Some(CallEvent::CallerMediaFailed);
+        };
+        let setup = SessionSetup {
+            port,
+            peer: remote.remote_rtp,
+            signalling_ip: self.call.source.ip(),
+            codec: remote.codec,
+            dtmf_pt: remote.dtmf_pt,
+            inband_dtmf: self.ctx.settings.config.inband_dtmf,
+            rtp_timeout: self.ctx.rtp_timeout(),
+            events: self.media_tx.clone(),
+        };
+        match MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) {
+            Ok(m) => {
+                self.media = Some(m);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start media");
+                Some(CallEvent::CallerMediaFailed)
+            }
+        }
+    }
+
+    /// Ring the agent's phones with an offer in the caller's codec (so that
+    /// the bridge relays packets as they come, with no transcoding).
+    fn ring_agent(
+        &mut self,
+        offer: u32,
+        agent: &str,
+        targets: &[AgentTarget],
+        ticket: String,
+        codec: &Negotiated,
+    ) -> CallEvent {
+        let none = CallEvent::OfferRung { offer, contacts: 0 };
+        let (Some(sip), Some(first)) = (self.ctx.sip.get().cloned(), targets.first()) else {
+            return none;
+        };
+        let Ok(port) = self.ctx.ports.allocate() else {
+            return none;
+        };
+        let local_ip = sip.local_ip_towards(first.source.ip());
+        let mut ours = codec.clone();
+        ours.media_lines.clear();
+        ours.direction = sdp::Direction::SendRecv;
+        let session = SdpSession::for_leg(LegId {
+            call: self.id,
+            role: LegRole::Agent { offer },
+        });
+        let offer_sdp = sdp::build_answer(local_ip, port.port, &ours, session.id);
+        let headers = vec![
+            ("X-Centralita-Ticket".to_string(), ticket),
+            ("Call-Info".to_string(), self.ctx.call_info(self.id)),
+        ];
+        let legs = ring(&sip, targets, &offer_sdp, &headers, local_ip);
+        let mut contacts = 0u16;
+        for (leg, mut events) in legs {
+            let r = AgentLegRef {
+                offer,
+                contact: contacts,
+            };
+            contacts += 1;
+            let tx = self.agent_tx.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    if tx.send((r, ev)).is_err() {
+                        return;
+                    }
+                }
+            });
+            self.agent_legs.insert(r, leg);
+        }
+        tracing::debug!(agent, contacts, "offer placed");
+        let signalling_ip = first.source.ip();
+        self.offer_media.insert(
+            offer,
+            OfferMedia {
+                port: Some(port),
+                signalling_ip,
+            },
+        );
+        CallEvent::OfferRung { offer, contacts }
+    }
+
+    /// CANCEL a ringing phone, BYE an answered one (in the background: the
+    /// call goes on meanwhile).
+    fn hang_up_agent(&mut self, leg: AgentLegRef) {
+        if let Some(l) = self.agent_legs.remove(&leg) {
+            self.ctx.tracker.spawn(async move { l.hangup().await });
+        }
+        self.forget_offer_if_done(leg.offer);
+    }
+
+    /// An offer none of whose phones is left frees its port.
+    fn forget_offer_if_done(&mut self, offer: u32) {
+        if !self.agent_legs.keys().any(|l| l.offer == offer) {
+            self.offer_media.remove(&offer);
+        }
+    }
+
+    /// Start the agent's media on the offer's port and bridge it with the
+    /// caller's.
+    fn bridge(&mut self, leg: AgentLegRef, remote: &Negotiated) -> CallEvent {
+        let failed = CallEvent::AgentBridgeFailed { leg };
+        let Some(om) = self.offer_media.get_mut(&leg.offer) else {
+            return failed;
+        };
+        let (Some(port), Some(caller)) = (om.port.take(), self.media.as_ref()) else {
+            return failed;
+        };
+        let setup = SessionSetup {
+            port,
+            peer: remote.remote_rtp,
+            signalling_ip: om.signalling_ip,
+            codec: remote.codec,
+            dtmf_pt: remote.dtmf_pt,
+            inband_dtmf: false,
+            rtp_timeout: self.ctx.rtp_timeout(),
+            events: self.agent_media_tx.clone(),
+        };
+        let Ok(agent) = MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) else {
+            return failed;
+        };
+        MediaSession::bridge(caller, &agent, "caller_to_agent", "agent_to_caller", true);
+        self.agent_media = Some(agent);
+        CallEvent::AgentBridged { leg }
+    }
+
+    fn transfer_done(&mut self, leg: AgentLegRef) {
+        if let Some(l) = self.agent_legs.remove(&leg) {
+            self.ctx
+                .tracker
+                .spawn(async move { l.finish_transfer().await });
+        }
+        self.forget_offer_if_done(leg.offer);
+    }
+
+    fn transfer_failed(&mut self, leg: AgentLegRef, status: u16) {
+        if let Some(l) = self.agent_legs.get(&leg).cloned() {
+            self.ctx
+                .tracker
+                .spawn(async move { l.transfer_failed(status).await });
+        }
+    }
+
+    fn count(&self, c: &CallCount) {
+        let m = &self.ctx.metrics;
+        match c {
+            CallCount::Digit(source) => m.dtmf_digits.with_label_values(&[source.as_str()]).inc(),
+            CallCount::MenuEntered(menu) => m.ivr_menu_entries.with_label_values(&[menu]).inc(),
+            CallCount::QueueRequested(q) => m.ivr_queue_requests.with_label_values(&[q]).inc(),
+            CallCount::CallbackRequested(q) => {
+                m.ivr_callback_requests.with_label_values(&[q]).inc()
+            }
+            CallCount::KeypadTransfer(r) => {
+                m.keypad_transfers.with_label_values(&[r.label()]).inc()
+            }
+            CallCount::Transfer {
+                how,
+                to_agent,
+                result,
+            } => {
+                let to = if *to_agent { "agent" } else { "queue" };
+                m.transfers
+                    .with_label_values(&[how.label(), result.label(), to])
+                    .inc()
+            }
+        }
+    }
+
+    /// The call is over: whatever is still up goes with it.
+    fn finish(&mut self, outcome: CallOutcome) {
+        self.outcome = Some(outcome);
+        self.agent_media = None;
+        self.media = None;
+        self.line = None;
+        for (_, l) in std::mem::take(&mut self.agent_legs) {
+            self.ctx.tracker.spawn(async move { l.hangup().await });
+        }
+        self.offer_media.clear();
+    }
+}
+
+fn caller_media_event(ev: MediaEvent) -> Option<CallEvent> {
+    Some(match ev {
+        MediaEvent::Digit { digit, source } => CallEvent::CallerDigit { digit, source },
+        MediaEvent::PlaybackFinished { token } => CallEvent::CallerPlaybackFinished { token },
+        MediaEvent::RtpTimeout => CallEvent::CallerRtpTimeout,
+    })
+}
+
+fn agent_media_event(ev: MediaEvent) -> Option<CallEvent> {
+    Some(match ev {
+        MediaEvent::Digit { digit, source } => CallEvent::AgentDigit { digit, source },
+        MediaEvent::PlaybackFinished { token } => CallEvent::AgentPlaybackFinished { token },
+        MediaEvent::RtpTimeout => CallEvent::AgentRtpTimeout,
+    })
+}
+
+/// Ring every target with the same offer: the legs that could be placed,
+/// each with its events.
+pub(super) fn ring(
+    sip: &SipStack,
+    targets: &[AgentTarget],
+    offer: &str,
+    headers: &[(String, String)],
+    local_ip: IpAddr,
+) -> Vec<(AgentLeg, mpsc::UnboundedReceiver<AgentLegEvent>)> {
+    targets
+        .iter()
+        .filter_map(
+            |t| match sip.invite_agent(t, offer.to_string(), headers.to_vec(), local_ip) {
+                Ok(leg) => Some(leg),
+                Err(e) => {
+                    tracing::info!(error = %e, "cannot ring");
+                    tracing::debug!(contact = %t.contact, "the contact that could not be rung");
+                    None
+                }
+            },
+        )
+        .collect()
+}

@@ -1,0 +1,334 @@
+//! One call's life: the caller's SIP leg, its media, its IVR session, its
+//! time in a queue, the agent's legs it rings and the bridge it ends in.
+//!
+//! - `core.rs` — [`CallCore`], the call as a sans-IO state machine: it takes
+//!   [`CallEvent`]s with `now`, and hands back [`CallAction`]s and the next
+//!   deadline. It decides everything (what to play, whom to ring, when a
+//!   transfer tears the agent's leg down) and touches nothing.
+//! - `driver.rs` — the tokio task per call: it turns SIP, media, ACD and
+//!   timer events into `CallEvent`s and carries out the `CallAction`s.
+//! - `keypad.rs` — the agent's in-call feature code (sans-IO).
+//! - `callback.rs` — a callback whose turn has come: the agent, then the
+//!   customer, bridged.
+//!
+//! This file holds the vocabulary the core and its driver share.
+
+pub mod callback;
+mod core;
+pub mod driver;
+pub mod keypad;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{Arrival, CallCore, CallSettings, CallState, CallView};
+pub use driver::{feature_script, CallContext, Calls, QUEUE_PROMPTS};
+
+use crate::acd::driver::{Feature, QueueNews};
+use crate::acd::{CallId, OfferFailReason, TransferTarget};
+use crate::media::dtmf::DigitSource;
+use crate::media::sdp::Negotiated;
+use crate::metrics::CallOutcome;
+use crate::sip::{AgentTarget, LegEnd};
+use std::net::SocketAddr;
+
+/// One leg of a call: the caller's, the legs of an offer to an agent, or
+/// the two legs of a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId {
+    pub call: CallId,
+    pub role: LegRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LegRole {
+    Caller,
+    /// The `offer`-th offer of this call to an agent (all of the agent's
+    /// phones ring with the same offer).
+    Agent {
+        offer: u32,
+    },
+    CallbackAgent,
+    CallbackCustomer,
+}
+
+/// A leg's SDP session (RFC 4566 `o=`): its id, fixed for the leg's life,
+/// and its version, which goes up with each new answer (RFC 3264 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdpSession {
+    pub id: u64,
+    pub version: u64,
+}
+
+impl SdpSession {
+    /// Each leg of a call gets its own session: the call's number in the
+    /// high bits, the leg's role in the low 20.
+    pub fn for_leg(leg: LegId) -> SdpSession {
+        let role = match leg.role {
+            LegRole::Caller => 0,
+            LegRole::CallbackAgent => 1,
+            LegRole::CallbackCustomer => 2,
+            LegRole::Agent { offer } => 3 + u64::from(offer % 0xf_fff0),
+        };
+        let id = (leg.call.0 << 20) | role;
+        SdpSession { id, version: id }
+    }
+
+    /// The version of the next answer in this session.
+    pub fn next_version(&mut self) -> u64 {
+        self.version = self.version.wrapping_add(1);
+        self.version
+    }
+}
+
+/// One of the agent's phones rung for an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentLegRef {
+    pub offer: u32,
+    /// Which of the agent's registered contacts.
+    pub contact: u16,
+}
+
+/// An in-dialog request waiting for the core's answer (INFO, re-INVITE,
+/// REFER); the driver keeps the transaction under this number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReqId(pub u64);
+
+pub use crate::metrics::{KeypadResult, TransferHow, TransferResult};
+
+/// Something to count (the driver holds the metric handles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCount {
+    Digit(DigitSource),
+    MenuEntered(String),
+    QueueRequested(String),
+    CallbackRequested(String),
+    KeypadTransfer(KeypadResult),
+    Transfer {
+        how: TransferHow,
+        to_agent: bool,
+        result: TransferResult,
+    },
+}
+
+/// What the call asks of the ACD (the switchboard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdRequest {
+    /// An agent's feature code; answered with [`CallEvent::FeatureApplied`].
+    Feature {
+        agent: String,
+        feature: Feature,
+    },
+    Enqueue {
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+    },
+    /// Keep the caller's place and call it back at `target`; answered with
+    /// `QueueNews::CallbackHeld` (or `CallbackRefused`).
+    RequestCallback {
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+        target: AgentTarget,
+    },
+    AgentAnswered {
+        agent: String,
+    },
+    OfferFailed {
+        agent: String,
+        reason: OfferFailReason,
+    },
+    /// Answered with `QueueNews::Transferred` or `TransferRejected`.
+    Transfer {
+        to: TransferTarget,
+    },
+    /// The call is over (sent once, if the call ever reached the ACD).
+    CallerGone,
+}
+
+/// What happened to the call, reported to its core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The ACD applied the agent's feature code (`known`: the agent exists).
+    FeatureApplied {
+        known: bool,
+    },
+    /// The 200 OK could not be sent.
+    AnswerFailed,
+    /// The caller's media could not start (no socket).
+    CallerMediaFailed,
+    /// The ACK came; its body is the SDP answer when we made the offer.
+    CallerConfirmed {
+        ack_body: Option<Vec<u8>>,
+    },
+    /// A SIP INFO (DTMF relay) to answer with [`CallAction::ReplyInfo`].
+    CallerInfo {
+        req: ReqId,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// A re-INVITE or UPDATE to answer with [`CallAction::ReplyReoffer`].
+    CallerReoffer {
+        req: ReqId,
+        sdp: Option<Vec<u8>>,
+    },
+    CallerEnded(LegEnd),
+    CallerDigit {
+        digit: char,
+        source: DigitSource,
+    },
+    CallerPlaybackFinished {
+        token: u64,
+    },
+    CallerRtpTimeout,
+    /// What the ACD says about this call.
+    Acd(QueueNews),
+    /// [`CallAction::RingAgent`] placed `contacts` legs (0: none could be).
+    OfferRung {
+        offer: u32,
+        contacts: u16,
+    },
+    AgentAnswered {
+        leg: AgentLegRef,
+        sdp: Vec<u8>,
+    },
+    AgentFailed {
+        leg: AgentLegRef,
+        status: u16,
+    },
+    /// [`CallAction::BridgeAgent`] is done: caller and agent hear each other.
+    AgentBridged {
+        leg: AgentLegRef,
+    },
+    /// [`CallAction::BridgeAgent`] failed (no media for the agent's leg).
+    AgentBridgeFailed {
+        leg: AgentLegRef,
+    },
+    /// The bridged agent's phone asks to transfer the caller (REFER).
+    AgentRefer {
+        leg: AgentLegRef,
+        req: ReqId,
+        target: String,
+    },
+    /// An answered agent leg ended (the agent's BYE, or ours).
+    AgentEnded {
+        leg: AgentLegRef,
+    },
+    AgentDigit {
+        digit: char,
+        source: DigitSource,
+    },
+    AgentPlaybackFinished {
+        token: u64,
+    },
+    AgentRtpTimeout,
+    /// The controller is stopping.
+    Shutdown,
+}
+
+/// What the core asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallAction {
+    Acd(AcdRequest),
+    /// A final error response to the caller's INVITE.
+    Reject {
+        status: u16,
+    },
+    /// 180 Ringing.
+    Ring,
+    /// 200 OK with this SDP (an answer, or our offer).
+    Answer {
+        sdp: String,
+    },
+    /// Start the caller's RTP towards `remote`.
+    StartCallerMedia {
+        remote: Negotiated,
+    },
+    /// BYE to the caller.
+    HangUpCaller,
+    ReplyInfo {
+        req: ReqId,
+        status: u16,
+    },
+    /// 200 with our SDP (if any), or the error status.
+    ReplyReoffer {
+        req: ReqId,
+        answer: Result<Option<String>, u16>,
+    },
+    /// The caller's RTP goes to a new address (re-INVITE).
+    SetCallerPeer {
+        peer: SocketAddr,
+    },
+    /// Play to the caller, replacing what plays; `token` comes back in
+    /// [`CallEvent::CallerPlaybackFinished`].
+    Play {
+        language: String,
+        prompts: Vec<String>,
+        token: u64,
+    },
+    /// Play after what is playing (the token stays).
+    Append {
+        language: String,
+        prompts: Vec<String>,
+    },
+    StopPlayback,
+    /// Hold music under the caller's prompts, or none.
+    HoldMusic(bool),
+    /// A key the caller sent by SIP INFO, on to the bridged agent.
+    SendDigitToAgent(char),
+    /// A key of the agent's, on to the caller.
+    SendDigitToCaller(char),
+    /// Ring every target with an offer in the caller's codec; answered with
+    /// [`CallEvent::OfferRung`], then events per leg.
+    RingAgent {
+        offer: u32,
+        agent: String,
+        targets: Vec<AgentTarget>,
+        ticket: String,
+        codec: Negotiated,
+    },
+    /// CANCEL a ringing agent leg, BYE an answered one.
+    HangUpAgent {
+        leg: AgentLegRef,
+    },
+    /// Start the agent leg's media on the offer's port and bridge it with
+    /// the caller's; answered with `AgentBridged` or `AgentBridgeFailed`.
+    BridgeAgent {
+        leg: AgentLegRef,
+        remote: Negotiated,
+    },
+    /// The caller leaves the bridge (prompts and music play to it again).
+    Unbridge,
+    /// Play to the bridged agent only; the caller's audio to the agent is
+    /// held back meanwhile. `token` comes back in `AgentPlaybackFinished`.
+    PlayToAgent {
+        language: String,
+        prompts: Vec<String>,
+        token: u64,
+    },
+    /// After [`CallAction::PlayToAgent`]: caller and agent hear each other again.
+    ResumeBridge,
+    ReplyRefer {
+        req: ReqId,
+        status: u16,
+    },
+    /// NOTIFY the transferring phone `SIP/2.0 200 OK`, then BYE it.
+    TransferDone {
+        leg: AgentLegRef,
+    },
+    /// NOTIFY the transferring phone that the transfer failed (`status`).
+    TransferFailed {
+        leg: AgentLegRef,
+        status: u16,
+    },
+    Count(CallCount),
+    /// The call's trunk line is free again (once, at its end).
+    ReleaseLine,
+    /// The call is over (the last action).
+    Finished {
+        outcome: CallOutcome,
+    },
+}

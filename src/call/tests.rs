@@ -1,0 +1,1015 @@
+//! Scenario tests of the call core on a fake clock, with the shipped config
+//! and menus: one behaviour per test, asserting the actions a caller, an
+//! agent or the ACD would notice.
+
+use super::core::{Arrival, CallCore, CallSettings, CallState};
+use super::*;
+use crate::acd::driver::QueueNews;
+use crate::acd::{CallId, OfferFailReason, TransferTarget};
+use crate::config::{Overrides, RuntimeConfig};
+use crate::ivr::IvrScript;
+use crate::media::dtmf::DigitSource;
+use crate::metrics::CallOutcome;
+use crate::sip::{AgentTarget, LegEnd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub(super) fn settings() -> Arc<CallSettings> {
+    static SETTINGS: OnceLock<Arc<CallSettings>> = OnceLock::new();
+    Arc::clone(SETTINGS.get_or_init(|| {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/centralita.toml"
+        ));
+        let config = RuntimeConfig::load(path, &Overrides::default()).expect("shipped config");
+        let ivr = IvrScript::load_dir(&config.ivr_dir).expect("shipped menus");
+        let feature_ivr = super::feature_script().expect("built-in menus");
+        Arc::new(CallSettings {
+            config,
+            ivr: Arc::new(ivr),
+            feature_ivr: Arc::new(feature_ivr),
+            ack_timeout: Duration::from_secs(32),
+        })
+    }))
+}
+
+pub(super) const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+
+pub(super) fn answer_sdp(port: u16) -> Vec<u8> {
+    format!("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n").into_bytes()
+}
+
+pub(super) fn arrival(dialed: &str) -> Arrival {
+    Arrival {
+        call: CallId(7),
+        dialed: dialed.into(),
+        from_uri: "\"Caller\" <sip:5550101@127.0.0.1>;tag=x".into(),
+        source: "127.0.0.1:5090".parse().expect("addr"),
+        local_ip: "127.0.0.1".parse().expect("ip"),
+        offer: Some(OFFER.as_bytes().to_vec()),
+        agent: None,
+        rtp_port: Some(30000),
+        holds_line: true,
+    }
+}
+
+pub(super) fn target(n: u16) -> AgentTarget {
+    AgentTarget {
+        contact: format!("sip:ana@127.0.0.1:{}", 6000 + n),
+        source: format!("127.0.0.1:{}", 6000 + n).parse().expect("addr"),
+        over_tcp: false,
+    }
+}
+
+/// A call on a fake clock; every action taken is kept in `log`.
+struct H {
+    core: CallCore,
+    start: Instant,
+    now: Instant,
+    log: Vec<CallAction>,
+}
+
+impl H {
+    fn new(a: Arrival) -> H {
+        let start = Instant::now();
+        let core = CallCore::new(start, settings(), a);
+        let mut h = H {
+            core,
+            start,
+            now: start,
+            log: Vec::new(),
+        };
+        h.take();
+        h
+    }
+
+    fn take(&mut self) -> Vec<CallAction> {
+        let mut out = Vec::new();
+        while let Some(a) = self.core.poll_action() {
+            out.push(a);
+        }
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    fn ev(&mut self, ev: CallEvent) -> Vec<CallAction> {
+        self.core.handle_event(self.now, ev);
+        self.take()
+    }
+
+    fn news(&mut self, news: QueueNews) -> Vec<CallAction> {
+        self.ev(CallEvent::Acd(news))
+    }
+
+    /// Move the clock to `secs` after the start, firing due deadlines.
+    fn at_ms(&mut self, ms: u64) -> Vec<CallAction> {
+        self.now = self.start + Duration::from_millis(ms);
+        self.core.handle_timeout(self.now);
+        self.take()
+    }
+
+    fn key(&mut self, digit: char) -> Vec<CallAction> {
+        self.ev(CallEvent::CallerDigit {
+            digit,
+            source: DigitSource::Rfc4733,
+        })
+    }
+
+    fn agent_key(&mut self, digit: char) -> Vec<CallAction> {
+        self.ev(CallEvent::AgentDigit {
+            digit,
+            source: DigitSource::Rfc4733,
+        })
+    }
+
+    fn state(&self) -> CallState {
+        self.core.view().state
+    }
+
+    /// Through the menus (Spanish, software) into the queue.
+    fn queued(dialed: &str) -> H {
+        let mut h = H::new(arrival(dialed));
+        h.key('1');
+        h.key('1');
+        assert_eq!(h.state(), CallState::Queued);
+        h.take();
+        h
+    }
+
+    /// Queued, offered to Ana on `contacts` phones.
+    fn ringing(contacts: u16) -> H {
+        let mut h = H::queued("soporte");
+        let acts = h.news(QueueNews::Offer {
+            agent: "ana".into(),
+            targets: (0..contacts).map(target).collect(),
+            ticket: None,
+        });
+        assert!(acts
+            .iter()
+            .any(|a| matches!(a, CallAction::RingAgent { offer: 1, .. })));
+        h.ev(CallEvent::OfferRung { offer: 1, contacts });
+        h
+    }
+
+    /// Bridged with Ana on contact 0.
+    fn bridged() -> H {
+        let mut h = H::ringing(1);
+        h.ev(CallEvent::AgentAnswered {
+            leg: leg(0),
+            sdp: answer_sdp(42000),
+        });
+        h.ev(CallEvent::AgentBridged { leg: leg(0) });
+        assert_eq!(h.state(), CallState::OnCall);
+        h
+    }
+
+    fn finished(&self) -> Option<CallOutcome> {
+        self.log.iter().find_map(|a| match a {
+            CallAction::Finished { outcome } => Some(*outcome),
+            _ => None,
+        })
+    }
+
+    fn count(&self, pred: impl Fn(&CallAction) -> bool) -> usize {
+        self.log.iter().filter(|a| pred(a)).count()
+    }
+}
+
+fn leg(contact: u16) -> AgentLegRef {
+    AgentLegRef { offer: 1, contact }
+}
+
+fn acd(acts: &[CallAction]) -> Vec<AcdRequest> {
+    acts.iter()
+        .filter_map(|a| match a {
+            CallAction::Acd(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn played(acts: &[CallAction]) -> Vec<String> {
+    acts.iter()
+        .filter_map(|a| match a {
+            CallAction::Play { prompts, .. } | CallAction::Append { prompts, .. } => {
+                Some(prompts.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn token(acts: &[CallAction]) -> Option<u64> {
+    acts.iter().rev().find_map(|a| match a {
+        CallAction::Play { token, .. } => Some(*token),
+        _ => None,
+    })
+}
+
+// ------------------------------------------------------------- arrival
+
+#[test]
+fn an_unknown_number_is_refused_404_and_its_line_released() {
+    let mut h = H::new(arrival("999"));
+    h.take();
+    assert_eq!(
+        h.log,
+        vec![
+            CallAction::Reject { status: 404 },
+            CallAction::ReleaseLine,
+            CallAction::Finished {
+                outcome: CallOutcome::NotFound
+            }
+        ]
+    );
+    assert!(h.core.is_ended());
+}
+
+#[test]
+fn a_call_is_answered_at_once_and_greeted_in_spanish() {
+    let h = H::new(arrival("soporte"));
+    assert!(
+        matches!(h.log.first(), Some(CallAction::Answer { sdp }) if sdp.contains("m=audio 30000 RTP/AVP 0 101"))
+    );
+    assert!(h
+        .log
+        .iter()
+        .any(|a| matches!(a, CallAction::StartCallerMedia { .. })));
+    assert!(h.log.iter().any(|a| matches!(a,
+        CallAction::Play { language, prompts, .. } if language == "es" && prompts == &["welcome", "choose_language"])));
+    assert_eq!(h.state(), CallState::Ivr);
+}
+
+#[test]
+fn no_free_rtp_port_refuses_the_call_503() {
+    let mut a = arrival("soporte");
+    a.rtp_port = None;
+    let h = H::new(a);
+    assert_eq!(h.log.first(), Some(&CallAction::Reject { status: 503 }));
+    assert_eq!(h.finished(), Some(CallOutcome::Unavailable));
+}
+
+#[test]
+fn an_offer_without_a_common_codec_is_refused_488() {
+    let mut a = arrival("soporte");
+    a.offer = Some(OFFER.replace("RTP/AVP 0 101", "RTP/AVP 18").into_bytes());
+    let h = H::new(a);
+    assert_eq!(h.log.first(), Some(&CallAction::Reject { status: 488 }));
+    assert_eq!(h.finished(), Some(CallOutcome::NoCodec));
+}
+
+#[test]
+fn an_offerless_invite_gets_our_offer_and_media_waits_for_the_ack() {
+    let mut a = arrival("soporte");
+    a.offer = None;
+    let mut h = H::new(a);
+    assert!(
+        matches!(h.log.first(), Some(CallAction::Answer { sdp }) if sdp.contains("RTP/AVP 0 8 101"))
+    );
+    assert_eq!(h.state(), CallState::Answering);
+    let acts = h.ev(CallEvent::CallerConfirmed {
+        ack_body: Some(answer_sdp(40002)),
+    });
+    assert!(acts.iter().any(|a| matches!(a, CallAction::StartCallerMedia { remote } if remote.remote_rtp.port() == 40002)));
+    assert_eq!(h.state(), CallState::Ivr);
+}
+
+#[test]
+fn an_ack_without_an_answer_ends_the_offerless_call() {
+    let mut a = arrival("soporte");
+    a.offer = None;
+    let mut h = H::new(a);
+    let acts = h.ev(CallEvent::CallerConfirmed { ack_body: None });
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(h.finished(), Some(CallOutcome::NoCodec));
+}
+
+#[test]
+fn a_200_never_acked_ends_the_call_after_64_t1_freeing_its_line() {
+    let mut h = H::new(arrival("soporte"));
+    assert!(h
+        .at_ms(31_000)
+        .iter()
+        .all(|a| !matches!(a, CallAction::Finished { .. })));
+    let acts = h.at_ms(32_000);
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert!(acts.contains(&CallAction::ReleaseLine));
+    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+}
+
+#[test]
+fn the_ack_stops_the_64_t1_deadline() {
+    let mut h = H::new(arrival("soporte"));
+    h.ev(CallEvent::CallerConfirmed { ack_body: None });
+    h.at_ms(40_000);
+    assert_ne!(h.finished(), Some(CallOutcome::Timeout));
+}
+
+#[test]
+fn answer_after_rings_then_answers_when_the_delay_is_over() {
+    let mut s = CallSettings {
+        config: settings().config.clone(),
+        ivr: Arc::clone(&settings().ivr),
+        feature_ivr: Arc::clone(&settings().feature_ivr),
+        ack_timeout: Duration::from_secs(32),
+    };
+    s.config.answer_after_ms = 2000;
+    let start = Instant::now();
+    let mut core = CallCore::new(start, Arc::new(s), arrival("soporte"));
+    assert_eq!(core.poll_action(), Some(CallAction::Ring));
+    assert_eq!(core.poll_action(), None);
+    assert_eq!(core.poll_timeout(), Some(start + Duration::from_secs(2)));
+    core.handle_timeout(start + Duration::from_secs(2));
+    assert!(matches!(
+        core.poll_action(),
+        Some(CallAction::Answer { .. })
+    ));
+}
+
+#[test]
+fn a_cancel_before_the_answer_ends_the_call_as_cancelled() {
+    let mut s = CallSettings {
+        config: settings().config.clone(),
+        ivr: Arc::clone(&settings().ivr),
+        feature_ivr: Arc::clone(&settings().feature_ivr),
+        ack_timeout: Duration::from_secs(32),
+    };
+    s.config.answer_after_ms = 2000;
+    let now = Instant::now();
+    let mut core = CallCore::new(now, Arc::new(s), arrival("soporte"));
+    core.handle_event(now, CallEvent::CallerEnded(LegEnd::Cancelled));
+    let acts: Vec<_> = std::iter::from_fn(|| core.poll_action()).collect();
+    assert!(acts.contains(&CallAction::Finished {
+        outcome: CallOutcome::Cancelled
+    }));
+    assert!(!acts.iter().any(|a| matches!(a, CallAction::Answer { .. })));
+}
+
+#[test]
+fn a_feature_code_waits_for_the_acd_then_says_the_new_state() {
+    let mut a = arrival("*11");
+    a.agent = Some("ana".into());
+    a.holds_line = false;
+    let mut h = H::new(a);
+    assert_eq!(
+        acd(&h.log),
+        vec![AcdRequest::Feature {
+            agent: "ana".into(),
+            feature: crate::acd::driver::Feature::Ready
+        }]
+    );
+    assert!(!h.log.iter().any(|x| matches!(x, CallAction::Answer { .. })));
+    let acts = h.ev(CallEvent::FeatureApplied { known: true });
+    assert!(played(&acts).contains(&"agent_ready".to_string()));
+}
+
+#[test]
+fn a_feature_code_of_an_unknown_agent_is_refused_404() {
+    let mut a = arrival("*12");
+    a.agent = Some("nadie".into());
+    a.holds_line = false;
+    let mut h = H::new(a);
+    let acts = h.ev(CallEvent::FeatureApplied { known: false });
+    assert_eq!(acts.first(), Some(&CallAction::Reject { status: 404 }));
+    assert!(
+        !acts.contains(&CallAction::ReleaseLine),
+        "a feature call holds no line"
+    );
+}
+
+// --------------------------------------------------------------- queue
+
+#[test]
+fn a_caller_who_dials_a_queue_number_goes_straight_into_it() {
+    let h = H::new(arrival("202"));
+    assert_eq!(
+        acd(&h.log),
+        vec![AcdRequest::Enqueue {
+            queue: "hardware".into(),
+            priority: 5,
+            ticket: None
+        }]
+    );
+    assert!(h.log.contains(&CallAction::HoldMusic(true)));
+    assert_eq!(h.state(), CallState::Queued);
+}
+
+#[test]
+fn the_menus_put_the_caller_in_the_software_queue_with_its_prompt() {
+    let mut h = H::new(arrival("soporte"));
+    h.key('1');
+    let acts = h.key('1');
+    assert!(played(&acts).contains(&"transfer_software".to_string()));
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::Enqueue {
+            queue: "software".into(),
+            priority: 5,
+            ticket: None
+        }]
+    );
+}
+
+#[test]
+fn the_first_announcement_says_all_are_busy_and_later_ones_only_the_position() {
+    let mut h = H::queued("soporte");
+    let first = played(&h.news(QueueNews::Announce {
+        position: 3,
+        ewt_minutes: 2,
+    }));
+    assert_eq!(
+        first,
+        [
+            "queue_wait",
+            "position_is",
+            "numbers/3",
+            "estimated_wait",
+            "numbers/2",
+            "minutes"
+        ]
+    );
+    let second = played(&h.news(QueueNews::Announce {
+        position: 1,
+        ewt_minutes: 0,
+    }));
+    assert_eq!(
+        second,
+        [
+            "position_is",
+            "numbers/1",
+            "estimated_wait",
+            "less_than_a_minute"
+        ]
+    );
+}
+
+#[test]
+fn a_queue_message_is_played_and_then_the_caller_hung_up() {
+    let mut h = H::queued("soporte");
+    let acts = h.news(QueueNews::PlayAndHangup {
+        prompt: "closed".into(),
+    });
+    assert!(acts.contains(&CallAction::HoldMusic(false)));
+    assert_eq!(played(&acts), ["closed"]);
+    h.news(QueueNews::Finished(crate::acd::Outcome::MessageHangup));
+    let t = token(&h.log).unwrap_or_default();
+    let acts = h.ev(CallEvent::CallerPlaybackFinished { token: t });
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert!(
+        !acd(&acts).contains(&AcdRequest::CallerGone),
+        "the ACD ended it already"
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_is_reported_once_and_frees_its_line() {
+    let mut h = H::queued("soporte");
+    let acts = h.ev(CallEvent::CallerEnded(LegEnd::CallerBye));
+    assert_eq!(acd(&acts), vec![AcdRequest::CallerGone]);
+    assert_eq!(h.count(|a| *a == CallAction::ReleaseLine), 1);
+    assert_eq!(h.finished(), Some(CallOutcome::CallerHangup));
+    assert!(h.ev(CallEvent::CallerEnded(LegEnd::CallerBye)).is_empty());
+}
+
+// --------------------------------------------------------------- offer
+
+#[test]
+fn an_offer_rings_the_agent_in_the_callers_codec_with_a_ticket() {
+    let mut h = H::queued("soporte");
+    let acts = h.news(QueueNews::Offer {
+        agent: "ana".into(),
+        targets: vec![target(0)],
+        ticket: Some("100001".into()),
+    });
+    assert!(acts.iter().any(|a| matches!(a,
+        CallAction::RingAgent { agent, ticket, codec, .. }
+            if agent == "ana" && ticket == "100001" && codec.pt == 0)));
+    assert_eq!(h.state(), CallState::Ringing);
+}
+
+#[test]
+fn the_first_phone_to_answer_is_bridged_and_the_others_cancelled() {
+    let mut h = H::ringing(2);
+    let acts = h.ev(CallEvent::AgentAnswered {
+        leg: leg(1),
+        sdp: answer_sdp(42000),
+    });
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, CallAction::BridgeAgent { leg: l, .. } if *l == leg(1))));
+    assert!(
+        acd(&acts).is_empty(),
+        "the ACD hears of it once the bridge is up"
+    );
+    let acts = h.ev(CallEvent::AgentBridged { leg: leg(1) });
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::AgentAnswered {
+            agent: "ana".into()
+        }]
+    );
+    assert_eq!(h.core.view().agent, Some("ana"));
+}
+
+#[test]
+fn every_phone_busy_fails_the_offer_as_rejected() {
+    let mut h = H::ringing(2);
+    assert!(acd(&h.ev(CallEvent::AgentFailed {
+        leg: leg(0),
+        status: 486
+    }))
+    .is_empty());
+    let acts = h.ev(CallEvent::AgentFailed {
+        leg: leg(1),
+        status: 486,
+    });
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::OfferFailed {
+            agent: "ana".into(),
+            reason: OfferFailReason::Rejected
+        }]
+    );
+    assert_eq!(h.state(), CallState::Queued);
+}
+
+#[test]
+fn a_phone_that_never_answers_fails_the_offer_as_no_answer() {
+    let mut h = H::ringing(1);
+    let acts = h.ev(CallEvent::AgentFailed {
+        leg: leg(0),
+        status: 408,
+    });
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::OfferFailed {
+            agent: "ana".into(),
+            reason: OfferFailReason::NoAnswer
+        }]
+    );
+}
+
+#[test]
+fn an_offer_with_no_phone_to_ring_fails_as_unreachable() {
+    let mut h = H::queued("soporte");
+    h.news(QueueNews::Offer {
+        agent: "ana".into(),
+        targets: vec![target(0)],
+        ticket: None,
+    });
+    let acts = h.ev(CallEvent::OfferRung {
+        offer: 1,
+        contacts: 0,
+    });
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::OfferFailed {
+            agent: "ana".into(),
+            reason: OfferFailReason::Unreachable
+        }]
+    );
+}
+
+#[test]
+fn a_withdrawn_offer_cancels_its_phones_and_a_late_answer_is_hung_up() {
+    let mut h = H::ringing(1);
+    let acts = h.news(QueueNews::CancelOffer {
+        agent: "ana".into(),
+    });
+    assert_eq!(acts, vec![CallAction::HangUpAgent { leg: leg(0) }]);
+    // The phone's 200 crossed our CANCEL: that leg is ended, not bridged.
+    let acts = h.ev(CallEvent::AgentAnswered {
+        leg: leg(0),
+        sdp: answer_sdp(42000),
+    });
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, CallAction::BridgeAgent { .. })));
+    assert_eq!(h.state(), CallState::Queued);
+}
+
+#[test]
+fn the_caller_hanging_up_while_the_agent_rings_cancels_the_phones() {
+    let mut h = H::ringing(2);
+    let acts = h.ev(CallEvent::CallerEnded(LegEnd::CallerBye));
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(1) }));
+    assert_eq!(acd(&acts), vec![AcdRequest::CallerGone]);
+}
+
+#[test]
+fn a_second_offer_while_one_rings_is_refused_at_once() {
+    let mut h = H::ringing(1);
+    let acts = h.news(QueueNews::Offer {
+        agent: "bruno".into(),
+        targets: vec![target(1)],
+        ticket: None,
+    });
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::OfferFailed {
+            agent: "bruno".into(),
+            reason: OfferFailReason::Rejected
+        }]
+    );
+}
+
+// -------------------------------------------------------------- bridge
+
+#[test]
+fn the_agent_hanging_up_ends_the_call_for_the_caller() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::AgentEnded { leg: leg(0) });
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(acd(&acts), vec![AcdRequest::CallerGone]);
+    assert_eq!(h.finished(), Some(CallOutcome::AgentHangup));
+}
+
+#[test]
+fn a_bridged_call_whose_agent_sends_no_audio_is_ended() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::AgentRtpTimeout);
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+}
+
+#[test]
+fn the_agents_ordinary_keys_reach_the_caller() {
+    let mut h = H::bridged();
+    assert_eq!(
+        h.agent_key('8'),
+        vec![
+            CallAction::Count(CallCount::Digit(DigitSource::Rfc4733)),
+            CallAction::SendDigitToCaller('8')
+        ]
+    );
+}
+
+#[test]
+fn a_callers_info_key_goes_on_to_the_bridged_agent() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::CallerInfo {
+        req: ReqId(1),
+        content_type: "application/dtmf-relay".into(),
+        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
+    });
+    assert_eq!(
+        acts,
+        vec![
+            CallAction::ReplyInfo {
+                req: ReqId(1),
+                status: 200
+            },
+            CallAction::SendDigitToAgent('5')
+        ]
+    );
+}
+
+#[test]
+fn an_info_body_that_is_not_dtmf_gets_415() {
+    let mut h = H::new(arrival("soporte"));
+    let acts = h.ev(CallEvent::CallerInfo {
+        req: ReqId(3),
+        content_type: "text/plain".into(),
+        body: b"hello".to_vec(),
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyInfo {
+            req: ReqId(3),
+            status: 415
+        }]
+    );
+}
+
+#[test]
+fn a_reinvite_to_a_new_address_is_followed_and_answered_with_a_new_version() {
+    let mut h = H::new(arrival("soporte"));
+    let acts = h.ev(CallEvent::CallerReoffer {
+        req: ReqId(2),
+        sdp: Some(OFFER.replace("40000", "40010").into_bytes()),
+    });
+    assert!(acts.contains(&CallAction::SetCallerPeer {
+        peer: "127.0.0.1:40010".parse().expect("addr")
+    }));
+    let session = SdpSession::for_leg(LegId {
+        call: CallId(7),
+        role: LegRole::Caller,
+    });
+    let want = format!("o=centralita {} {} ", session.id, session.id + 1);
+    assert!(acts.iter().any(|a| matches!(a,
+        CallAction::ReplyReoffer { answer: Ok(Some(sdp)), .. } if sdp.contains(&want))));
+}
+
+// ------------------------------------------------------------ transfer
+
+#[test]
+fn a_refer_keeps_the_bridge_until_the_acd_takes_the_transfer() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "hardware".into(),
+    });
+    assert!(acts.contains(&CallAction::ReplyRefer {
+        req: ReqId(9),
+        status: 202
+    }));
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::Transfer {
+            to: TransferTarget::Queue("hardware".into())
+        }]
+    );
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, CallAction::TransferDone { .. } | CallAction::Unbridge)));
+    assert_eq!(h.state(), CallState::Transferring);
+    let acts = h.news(QueueNews::Transferred);
+    assert!(acts.contains(&CallAction::TransferDone { leg: leg(0) }));
+    assert!(acts.contains(&CallAction::Unbridge));
+    assert_eq!(played(&acts), ["transferring"]);
+    assert!(acts.contains(&CallAction::HoldMusic(true)));
+    assert_eq!(h.core.view().queue, Some("hardware"));
+    assert_eq!(h.state(), CallState::Queued);
+}
+
+#[test]
+fn a_refused_refer_keeps_the_caller_with_the_agent_who_hears_it_failed() {
+    let mut h = H::bridged();
+    h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "carmen".into(),
+    });
+    let acts = h.news(QueueNews::TransferRejected {
+        reason: "agent logged out",
+    });
+    assert!(acts.contains(&CallAction::TransferFailed {
+        leg: leg(0),
+        status: 480
+    }));
+    assert!(acts.iter().any(|a| matches!(a,
+        CallAction::PlayToAgent { prompts, .. } if prompts == &["transfer_failed"])));
+    assert!(acts.contains(&CallAction::Count(CallCount::Transfer {
+        how: TransferHow::Refer,
+        to_agent: true,
+        result: TransferResult::Refused
+    })));
+    assert!(!acts.iter().any(|a| matches!(
+        a,
+        CallAction::HangUpAgent { .. } | CallAction::HangUpCaller | CallAction::Unbridge
+    )));
+    assert_eq!(h.state(), CallState::OnCall);
+    // The prompt over, the two hear each other again.
+    let t = acts.iter().find_map(|a| match a {
+        CallAction::PlayToAgent { token, .. } => Some(*token),
+        _ => None,
+    });
+    let acts = h.ev(CallEvent::AgentPlaybackFinished {
+        token: t.unwrap_or_default(),
+    });
+    assert_eq!(acts, vec![CallAction::ResumeBridge]);
+}
+
+#[test]
+fn a_transfer_to_the_same_agent_is_notified_403() {
+    let mut h = H::bridged();
+    h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "ana".into(),
+    });
+    let acts = h.news(QueueNews::TransferRejected {
+        reason: "same agent",
+    });
+    assert!(acts.contains(&CallAction::TransferFailed {
+        leg: leg(0),
+        status: 403
+    }));
+}
+
+#[test]
+fn a_refer_to_an_unknown_target_is_refused_404_without_asking_the_acd() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "nowhere".into(),
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyRefer {
+            req: ReqId(9),
+            status: 404
+        }]
+    );
+}
+
+#[test]
+fn the_phone_hanging_up_after_its_refer_does_not_end_the_transfer() {
+    let mut h = H::bridged();
+    h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "hardware".into(),
+    });
+    assert!(h.ev(CallEvent::AgentEnded { leg: leg(0) }).is_empty());
+    let acts = h.news(QueueNews::Transferred);
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, CallAction::TransferDone { .. })));
+    assert_eq!(played(&acts), ["transferring"]);
+    assert_eq!(h.finished(), None);
+}
+
+#[test]
+fn a_refused_transfer_after_the_phone_hung_up_ends_the_call() {
+    let mut h = H::bridged();
+    h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(9),
+        target: "carmen".into(),
+    });
+    h.ev(CallEvent::AgentEnded { leg: leg(0) });
+    let acts = h.news(QueueNews::TransferRejected {
+        reason: "agent logged out",
+    });
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(h.finished(), Some(CallOutcome::AgentHangup));
+}
+
+#[test]
+fn the_keypad_code_transfers_once_the_acd_confirms_and_its_keys_never_reach_the_caller() {
+    let mut h = H::bridged();
+    let mut acts = Vec::new();
+    for k in "##202#".chars() {
+        acts.extend(h.agent_key(k));
+    }
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, CallAction::SendDigitToCaller(_))));
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::Transfer {
+            to: TransferTarget::Queue("hardware".into())
+        }]
+    );
+    let acts = h.news(QueueNews::Transferred);
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert!(acts.contains(&CallAction::Count(CallCount::KeypadTransfer(
+        KeypadResult::Transferred
+    ))));
+}
+
+#[test]
+fn an_unknown_keypad_target_keeps_the_call_and_tells_the_agent() {
+    let mut h = H::bridged();
+    let mut acts = Vec::new();
+    for k in "##999#".chars() {
+        acts.extend(h.agent_key(k));
+    }
+    assert!(acd(&acts).is_empty());
+    assert!(acts.contains(&CallAction::Count(CallCount::KeypadTransfer(
+        KeypadResult::UnknownTarget
+    ))));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, CallAction::PlayToAgent { .. })));
+    assert_eq!(h.state(), CallState::OnCall);
+}
+
+#[test]
+fn a_held_prefix_key_passes_on_after_the_pause() {
+    let mut h = H::bridged();
+    assert!(!h
+        .agent_key('#')
+        .iter()
+        .any(|a| matches!(a, CallAction::SendDigitToCaller(_))));
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + crate::call::keypad::PREFIX_PAUSE)
+    );
+    let acts = h.at_ms(1500);
+    assert_eq!(acts, vec![CallAction::SendDigitToCaller('#')]);
+}
+
+// ------------------------------------------------------------ callback
+
+#[test]
+fn nine_while_queued_is_confirmed_only_once_the_acd_holds_the_callback() {
+    let mut h = H::queued("soporte");
+    let acts = h.key('9');
+    assert!(
+        matches!(acd(&acts).as_slice(), [AcdRequest::RequestCallback { queue, .. }] if queue == "software")
+    );
+    assert!(played(&acts).is_empty(), "nothing promised yet");
+    let acts = h.news(QueueNews::CallbackHeld);
+    assert_eq!(played(&acts), ["callback_confirm", "goodbye"]);
+    let acts = h.ev(CallEvent::CallerPlaybackFinished {
+        token: token(&acts).unwrap_or_default(),
+    });
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(acd(&acts), vec![AcdRequest::CallerGone]);
+    assert_eq!(h.finished(), Some(CallOutcome::IvrHangup));
+}
+
+#[test]
+fn nine_while_the_offer_rings_asks_for_the_callback_and_the_acd_withdraws_the_offer() {
+    let mut h = H::ringing(1);
+    let acts = h.key('9');
+    assert!(matches!(
+        acd(&acts).as_slice(),
+        [AcdRequest::RequestCallback { .. }]
+    ));
+    // The phone answers before the ACD has seen the request: held.
+    let acts = h.ev(CallEvent::AgentAnswered {
+        leg: leg(0),
+        sdp: answer_sdp(42000),
+    });
+    assert!(acts.is_empty());
+    let acts = h.news(QueueNews::CancelOffer {
+        agent: "ana".into(),
+    });
+    assert_eq!(acts, vec![CallAction::HangUpAgent { leg: leg(0) }]);
+    let acts = h.news(QueueNews::CallbackHeld);
+    assert_eq!(played(&acts), ["callback_confirm", "goodbye"]);
+}
+
+#[test]
+fn a_refused_callback_bridges_the_agent_who_answered_meanwhile() {
+    let mut h = H::ringing(1);
+    h.key('9');
+    h.ev(CallEvent::AgentAnswered {
+        leg: leg(0),
+        sdp: answer_sdp(42000),
+    });
+    let acts = h.news(QueueNews::CallbackRefused);
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, CallAction::BridgeAgent { .. })));
+}
+
+#[test]
+fn an_offer_that_comes_after_the_callback_request_is_not_rung() {
+    let mut h = H::queued("soporte");
+    h.key('9');
+    let acts = h.news(QueueNews::Offer {
+        agent: "ana".into(),
+        targets: vec![target(0)],
+        ticket: None,
+    });
+    assert!(
+        acts.is_empty(),
+        "the ACD withdraws it when it takes the request"
+    );
+}
+
+#[test]
+fn the_ivr_callback_option_asks_the_acd_to_call_back_where_the_call_came_from() {
+    let mut h = H::new(arrival("soporte"));
+    h.key('1');
+    let acts = h.key('9');
+    let req = acd(&acts);
+    assert!(matches!(req.as_slice(),
+        [AcdRequest::RequestCallback { queue, target, .. }]
+            if queue == "general" && target.contact == "sip:5550101@127.0.0.1:5090"));
+}
+
+// ------------------------------------------------------------ shutdown
+
+#[test]
+fn shutdown_refuses_an_unanswered_call_503_and_hangs_up_a_bridged_one() {
+    let mut a = arrival("*11");
+    a.agent = Some("ana".into());
+    let mut h = H::new(a);
+    assert_eq!(
+        h.ev(CallEvent::Shutdown).first(),
+        Some(&CallAction::Reject { status: 503 })
+    );
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::Shutdown);
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(h.finished(), Some(CallOutcome::Shutdown));
+}
+
+#[test]
+fn the_live_view_follows_the_call() {
+    let mut h = H::ringing(1);
+    let v = h.core.view();
+    assert_eq!(
+        (v.state, v.queue, v.agent),
+        (CallState::Ringing, Some("software"), Some("ana"))
+    );
+    h.ev(CallEvent::AgentAnswered {
+        leg: leg(0),
+        sdp: answer_sdp(42000),
+    });
+    h.ev(CallEvent::AgentBridged { leg: leg(0) });
+    assert_eq!(h.core.view().state, CallState::OnCall);
+    assert_eq!(h.core.view().language, "es");
+}
