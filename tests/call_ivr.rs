@@ -618,6 +618,41 @@ async fn the_200_is_retransmitted_until_the_ack() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_never_acked_ends_the_call_after_64_t1_and_frees_its_line() {
+    // T1 = 50 ms: 64·T1 is 3.2 s (RFC 3261 §13.3.1.4), well before the
+    // 30 s RTP timeout that used to end such a call.
+    let opts = ServerOptions {
+        sip_t1: Some(Duration::from_millis(50)),
+    };
+    let server = start_server_with(opts).await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let call = Call::new(Arc::clone(&client), "soporte").await;
+    let offer = sdp_offer(call.rtp.local_addr().expect("addr"), "0 101");
+    client
+        .send(&call.invite_bytes(Some(&offer), "z9hG4bKnoack"))
+        .await;
+    let cid = call.call_id.clone();
+    let ok = client
+        .wait_for(WAIT, |m| {
+            m.status() == Some(200) && m.header("call-id") == Some(cid.as_str())
+        })
+        .await;
+    assert!(ok.is_some(), "answered");
+    assert_eq!(scrape(&server, "centralita_lines_in_use").await, 1.0);
+    let started = std::time::Instant::now();
+    wait_until(Duration::from_secs(8), "the line is freed", || {
+        metric(&server.metrics.render(), "centralita_lines_in_use") == 0.0
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before 64·T1"
+    );
+    wait_metric(&server, "centralita_calls_total{outcome=\"timeout\"}", 1.0).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_sends_no_rtp_is_hung_up() {
     let server = start_server_tuned(|c| c.rtp_timeout_secs = 5, ServerOptions::default()).await;
     let client = Arc::new(SipClient::new(server.sip_addr).await);

@@ -5,30 +5,10 @@
 
 mod common;
 
-use common::phone::{AgentPhone, PHONE_SSRC};
+use common::phone::{caller_put_through, AgentPhone, PHONE_SSRC};
 use common::*;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A caller that dials `number` (a queue's own number) and is put through
-/// to `phone`, which answers.
-async fn caller_put_through(
-    server: &centralita::server::Server,
-    number: &str,
-    phone: &AgentPhone,
-    agent: &str,
-) -> Call {
-    let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (caller, _) = Call::place(client, number, "0 101").await;
-    wait_until(
-        Duration::from_secs(10),
-        "INVITE to the agent's phone",
-        || !phone.requests("INVITE").is_empty(),
-    )
-    .await;
-    wait_status(server, agent, "on_call").await;
-    caller
-}
 
 /// The telephone-event codes in `pkts` (payload type `pt`), one per press
 /// (consecutive packets of one press share a timestamp).

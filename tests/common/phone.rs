@@ -350,3 +350,23 @@ async fn rtp_loop(rtp: Arc<UdpSocket>, log: Arc<Mutex<PhoneLog>>) {
         }
     }
 }
+
+/// A caller that dials `number` (a queue's own number) and is put through
+/// to `phone`, which answers.
+pub async fn caller_put_through(
+    server: &centralita::server::Server,
+    number: &str,
+    phone: &AgentPhone,
+    agent: &str,
+) -> super::Call {
+    let client = Arc::new(super::SipClient::new(server.sip_addr).await);
+    let (caller, _) = super::Call::place(client, number, "0 101").await;
+    super::wait_until(
+        Duration::from_secs(10),
+        "INVITE to the agent's phone",
+        || !phone.requests("INVITE").is_empty(),
+    )
+    .await;
+    super::wait_status(server, agent, "on_call").await;
+    caller
+}
