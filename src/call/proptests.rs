@@ -242,6 +242,13 @@ impl World {
                 }
                 None => Ok(()),
             },
+            other => self.apply_news(other),
+        }
+    }
+
+    /// The ACD's news and the playback's end.
+    fn apply_news(&mut self, op: Op) -> Result<(), TestCaseError> {
+        match op {
             Op::Transferred => self.ev(CallEvent::Acd(QueueNews::Transferred)),
             Op::TransferRejected(r) => self.ev(CallEvent::Acd(QueueNews::TransferRejected {
                 reason: REASONS[usize::from(r)],
@@ -278,6 +285,7 @@ impl World {
                 self.core.handle_timeout(self.now);
                 self.drain()
             }
+            _ => Ok(()),
         }
     }
 }
