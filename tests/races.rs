@@ -43,7 +43,10 @@ async fn a_refer_to_a_logged_out_agent_keeps_the_caller_with_the_agent_and_notif
     assert!(corr >= 0.9, "transfer_failed heard by the agent: {corr:.3}");
     // (A packet of the hold music may still have been on its way.)
     let to_caller = caller.packets().len() - caller_mark;
-    assert!(to_caller < 5, "the caller hears none of it: {to_caller} packets");
+    assert!(
+        to_caller < 5,
+        "the caller hears none of it: {to_caller} packets"
+    );
     assert!(ana.requests("BYE").is_empty(), "the agent keeps the call");
     assert!(!caller.expect_bye(Duration::from_millis(200)).await);
     assert_eq!(

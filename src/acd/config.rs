@@ -6,8 +6,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// How an agent is picked among the qualified Available agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How an agent is picked among the qualified Available agents. In the
+/// config file: `longest_idle`, `best_skill`, `fewest_calls`,
+/// `round_robin`, `ring_all` (serde refuses any other name, with its line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The agent idle the longest (default).
     #[default]
@@ -34,6 +37,49 @@ pub enum Fallback {
     OfferCallback,
     /// Play the prompt and hang up (outcome MessageHangup).
     MessageAndHangup { prompt: String },
+}
+
+impl<'de> serde::Deserialize<'de> for Fallback {
+    /// `"accept"`, `"callback"`, `{ message = "prompt" }` or
+    /// `{ overflow = "queue" }`; anything else is refused with what was
+    /// expected.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str =
+            "\"accept\", \"callback\", { message = \"prompt\" } or { overflow = \"queue\" }";
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fallback;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Fallback, E> {
+                match v {
+                    "accept" => Ok(Fallback::Accept),
+                    "callback" => Ok(Fallback::OfferCallback),
+                    other => Err(E::custom(format!("expected {EXPECTED}, got {other:?}"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Fallback, A::Error> {
+                use serde::de::Error;
+                let (Some((key, value)), None) =
+                    (m.next_entry::<String, String>()?, m.next_key::<String>()?)
+                else {
+                    return Err(A::Error::custom(format!("expected {EXPECTED}")));
+                };
+                match key.as_str() {
+                    "message" => Ok(Fallback::MessageAndHangup { prompt: value }),
+                    "overflow" => Ok(Fallback::Overflow { queue: value }),
+                    other => Err(A::Error::custom(format!(
+                        "expected {EXPECTED}, got the key {other:?}"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What a widening step adds. Steps are cumulative: at step k the effects of

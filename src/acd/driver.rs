@@ -8,10 +8,9 @@
 use crate::acd::lines::{LineCapacity, LineGuard};
 use crate::acd::TransferTarget;
 use crate::acd::{
-    Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId, Fallback,
-    OfferFailReason, Outcome, QueueConfig, Strategy, Widen, WideningStep,
+    Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId,
+    OfferFailReason, Outcome, QueueConfig, Widen, WideningStep,
 };
-use crate::config::FallbackEntry;
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::sip::accounts::{Accounts, Presence};
@@ -31,9 +30,10 @@ pub enum Feature {
 }
 
 /// One agent as `GET /agents` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AgentView {
     pub id: String,
+    #[serde(rename = "state")]
     pub status: AgentStatus,
     /// Why the agent is paused.
     pub reason: Option<String>,
@@ -51,7 +51,8 @@ pub enum CommandError {
 }
 
 /// An agent's state as the rest of the controller sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     LoggedOut,
     Available,
@@ -220,29 +221,6 @@ pub struct Switchboard {
     tx: mpsc::UnboundedSender<Request>,
 }
 
-fn fallback(f: &FallbackEntry) -> Fallback {
-    match f {
-        FallbackEntry::Keyword(k) if k == "callback" => Fallback::OfferCallback,
-        FallbackEntry::Keyword(_) => Fallback::Accept,
-        FallbackEntry::Message { message } => Fallback::MessageAndHangup {
-            prompt: message.clone(),
-        },
-        FallbackEntry::Overflow { overflow } => Fallback::Overflow {
-            queue: overflow.clone(),
-        },
-    }
-}
-
-fn strategy(name: &str) -> Strategy {
-    match name {
-        "best_skill" => Strategy::BestSkill,
-        "fewest_calls" => Strategy::FewestCalls,
-        "round_robin" => Strategy::RoundRobin,
-        "ring_all" => Strategy::RingAll,
-        _ => Strategy::LongestIdle,
-    }
-}
-
 /// The ACD's configuration from the operator's config.
 pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
     let queues = config
@@ -272,9 +250,9 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
                 service_level_target: secs(q.service_level_secs),
                 service_level_percent: q.service_level_percent,
                 max_wait: q.max_wait_secs.map(secs),
-                on_max_wait: fallback(&q.on_max_wait),
-                on_no_agents: fallback(&q.on_no_agents),
-                strategy: strategy(&q.strategy),
+                on_max_wait: q.on_max_wait.clone(),
+                on_no_agents: q.on_no_agents.clone(),
+                strategy: q.strategy,
                 ring_timeout: secs(q.ring_timeout_secs),
                 widening,
                 announce_every: (q.announce_every_secs > 0).then(|| secs(q.announce_every_secs)),
@@ -318,23 +296,26 @@ impl Switchboard {
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
         lines: Arc<LineCapacity>,
-    ) -> Result<Switchboard, String> {
-        let agent_ids = config.agents.iter().map(|a| a.id.clone()).collect();
-        let queue_names = config.queues.iter().map(|q| q.name.clone()).collect();
-        let acd = Acd::new(config).map_err(|e| e.to_string())?;
+    ) -> Result<Switchboard, crate::acd::AcdConfigError> {
+        let agents = config.agents.iter().map(|a| a.id.clone()).collect();
+        let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
+        let acd = Acd::new(config)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(
+        let task = Task {
+            gauges: Gauges::new(&queue_names, &metrics),
             acd,
-            agent_ids,
-            queue_names,
+            agents,
             accounts,
-            callbacks,
-            rx,
-            presence,
+            calls: HashMap::new(),
+            callbacks: Callbacks {
+                jobs: callbacks,
+                targets: HashMap::new(),
+                cancels: HashMap::new(),
+                lines,
+            },
             metrics,
-            cancel,
-            lines,
-        ));
+        };
+        tokio::spawn(task.run(rx, presence, cancel));
         Ok(Switchboard { tx })
     }
 
@@ -460,134 +441,19 @@ impl Switchboard {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    mut acd: Acd,
-    agent_ids: Vec<String>,
-    queue_names: Vec<String>,
+/// A queued call's queue and where its news go.
+type Listener = (String, mpsc::UnboundedSender<QueueNews>);
+
+/// The switchboard's task: the ACD core and everything its actions need.
+struct Task {
+    acd: Acd,
+    agents: Vec<String>,
     accounts: Arc<Accounts>,
-    callbacks: mpsc::UnboundedSender<CallbackJob>,
-    mut requests: mpsc::UnboundedReceiver<Request>,
-    mut presence: mpsc::UnboundedReceiver<Presence>,
+    /// Calls the ACD holds, with their news channel.
+    calls: HashMap<u64, Listener>,
+    callbacks: Callbacks,
     metrics: Metrics,
-    cancel: CancellationToken,
-    lines: Arc<LineCapacity>,
-) {
-    let agents: Vec<String> = agent_ids;
-    let gauges = Gauges::new(&queue_names, &metrics);
-    let mut calls: HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)> = HashMap::new();
-    let mut pending = Callbacks {
-        jobs: callbacks,
-        targets: HashMap::new(),
-        cancels: HashMap::new(),
-        lines,
-    };
-    publish(&acd, &gauges);
-    loop {
-        let deadline = acd.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = sleep => acd.handle_timeout(Instant::now()),
-            req = requests.recv() => { match req {
-                None => return,
-                Some(Request::Feature { agent, feature, reason, need_phone, reply }) => {
-                    let now = Instant::now();
-                    let cmd = match (feature, acd.agent_state(&agent)) {
-                        (_, None) => {
-                            let _ = reply.send(Err(CommandError::UnknownAgent));
-                            continue;
-                        }
-                        (Feature::Ready, Some(AgentState::LoggedOut)) => {
-                            if need_phone && accounts.bindings(&agent, now).is_empty() {
-                                let _ = reply.send(Err(CommandError::NoPhone));
-                                continue;
-                            }
-                            AgentCommand::Login
-                        }
-                        (Feature::Ready, _) => AgentCommand::Ready,
-                        (Feature::Pause, _) => AgentCommand::Pause(reason.unwrap_or_else(|| "break".into())),
-                        (Feature::Logout, _) => AgentCommand::Logout,
-                    };
-                    acd.handle_event(now, AcdEvent::AgentCommand { agent: agent.clone(), cmd });
-                    drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
-                    let state = acd.agent_state(&agent).map(AgentStatus::of).ok_or(CommandError::UnknownAgent);
-                    let _ = reply.send(state);
-                }
-                Some(Request::Enqueue { call, queue, priority, ticket, news }) => {
-                    calls.insert(call, (queue.clone(), news));
-                    acd.handle_event(Instant::now(), AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
-                }
-                Some(Request::CallerGone { call }) => {
-                    // Queued: abandoned; on a call: ended (wrap-up); waiting
-                    // for a callback: the ACD ignores it (the line was freed
-                    // on purpose).
-                    if calls.contains_key(&call) || pending.targets.contains_key(&call) {
-                        acd.handle_event(Instant::now(), AcdEvent::CallEnded { call: CallId(call) });
-                    }
-                }
-                Some(Request::AgentAnswered { call, agent }) => {
-                    acd.handle_event(Instant::now(), AcdEvent::AgentAnswered { call: CallId(call), agent });
-                }
-                Some(Request::Callback { call, queue, priority, ticket, target, news }) => {
-                    let now = Instant::now();
-                    pending.targets.insert(call, CallbackTarget { target, queue: queue.clone() });
-                    if let std::collections::hash_map::Entry::Vacant(e) = calls.entry(call) {
-                        // Asked from the IVR: the call enters the ACD here.
-                        e.insert((queue.clone(), news));
-                        acd.handle_event(now, AcdEvent::CallArrived { call: CallId(call), queue, priority, ticket });
-                    }
-                    acd.handle_event(now, AcdEvent::RequestCallback { call: CallId(call), number: None });
-                }
-                Some(Request::CallbackResult { call, connected }) => {
-                    let ev = if connected {
-                        AcdEvent::CallbackConnected { call: CallId(call) }
-                    } else {
-                        AcdEvent::CallbackFailed { call: CallId(call) }
-                    };
-                    acd.handle_event(Instant::now(), ev);
-                }
-                Some(Request::Transfer { call, to }) => {
-                    acd.handle_event(Instant::now(), AcdEvent::Transfer { call: CallId(call), to });
-                }
-                Some(Request::OfferFailed { call, agent, reason }) => {
-                    acd.handle_event(Instant::now(), AcdEvent::OfferFailed { call: CallId(call), agent, reason });
-                }
-                Some(Request::Statuses { reply }) => {
-                    let all = agents
-                        .iter()
-                        .filter_map(|a| acd.agent_state(a).map(|s| AgentView {
-                            id: a.clone(),
-                            status: AgentStatus::of(s),
-                            reason: match s {
-                                AgentState::Paused { reason } => Some(reason.clone()),
-                                _ => None,
-                            },
-                        }))
-                        .collect();
-                    let _ = reply.send(all);
-                }
-                Some(Request::Status { agent, reply }) => {
-                    let _ = reply.send(acd.agent_state(&agent).map(AgentStatus::of));
-                }
-            }},
-            p = presence.recv() => match p {
-                Some(Presence::Unreachable { agent }) => {
-                    tracing::info!(%agent, "agent unreachable: logged out");
-                    acd.handle_event(Instant::now(), AcdEvent::AgentUnreachable { agent });
-                }
-                Some(Presence::Reachable { agent }) => tracing::info!(%agent, "agent registered"),
-                None => {}
-            },
-        }
-        drain(&mut acd, &mut calls, &mut pending, &accounts, &metrics);
-        publish(&acd, &gauges);
-    }
+    gauges: Gauges,
 }
 
 /// Callbacks waiting for their turn: where to reach each customer, and how
@@ -600,165 +466,369 @@ struct Callbacks {
     lines: Arc<LineCapacity>,
 }
 
-/// The offer cannot reach the agent (no registered phone): the ACD puts the
-/// caller back at the head of its queue.
-fn unreachable(acd: &mut Acd, call: CallId, agent: String) {
-    tracing::info!(%agent, call = call.0, "offer failed: the agent's phone is not registered");
-    acd.handle_event(
-        Instant::now(),
-        AcdEvent::OfferFailed {
+impl Task {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut presence: mpsc::UnboundedReceiver<Presence>,
+        cancel: CancellationToken,
+    ) {
+        self.publish();
+        loop {
+            let deadline = self.acd.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = sleep => self.acd.handle_timeout(Instant::now()),
+                req = requests.recv() => match req {
+                    Some(req) => self.on_request(req),
+                    None => return,
+                },
+                Some(p) = presence.recv() => self.on_presence(p),
+            }
+            self.drain();
+            self.publish();
+        }
+    }
+
+    fn event(&mut self, ev: AcdEvent) {
+        self.acd.handle_event(Instant::now(), ev);
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Feature {
+                agent,
+                feature,
+                reason,
+                need_phone,
+                reply,
+            } => {
+                let state = self.feature(&agent, feature, reason, need_phone);
+                let _ = reply.send(state);
+            }
+            Request::Enqueue {
+                call,
+                queue,
+                priority,
+                ticket,
+                news,
+            } => {
+                self.calls.insert(call, (queue.clone(), news));
+                self.event(AcdEvent::CallArrived {
+                    call: CallId(call),
+                    queue,
+                    priority,
+                    ticket,
+                });
+            }
+            Request::CallerGone { call } => {
+                // Queued: abandoned; on a call: ended (wrap-up); waiting for
+                // a callback: its line is down, the callback may go ahead.
+                if self.calls.contains_key(&call) || self.callbacks.targets.contains_key(&call) {
+                    self.event(AcdEvent::CallEnded { call: CallId(call) });
+                }
+            }
+            Request::AgentAnswered { call, agent } => self.event(AcdEvent::AgentAnswered {
+                call: CallId(call),
+                agent,
+            }),
+            Request::Callback {
+                call,
+                queue,
+                priority,
+                ticket,
+                target,
+                news,
+            } => self.callback(call, queue, priority, ticket, target, news),
+            Request::CallbackResult { call, connected } => {
+                let call = CallId(call);
+                self.event(if connected {
+                    AcdEvent::CallbackConnected { call }
+                } else {
+                    AcdEvent::CallbackFailed { call }
+                });
+            }
+            Request::Transfer { call, to } => self.event(AcdEvent::Transfer {
+                call: CallId(call),
+                to,
+            }),
+            Request::OfferFailed {
+                call,
+                agent,
+                reason,
+            } => self.event(AcdEvent::OfferFailed {
+                call: CallId(call),
+                agent,
+                reason,
+            }),
+            Request::Statuses { reply } => {
+                let _ = reply.send(self.statuses());
+            }
+            Request::Status { agent, reply } => {
+                let _ = reply.send(self.acd.agent_state(&agent).map(AgentStatus::of));
+            }
+        }
+    }
+
+    /// An agent's feature code (or the API's change): the same rules.
+    fn feature(
+        &mut self,
+        agent: &str,
+        feature: Feature,
+        reason: Option<String>,
+        need_phone: bool,
+    ) -> Result<AgentStatus, CommandError> {
+        let now = Instant::now();
+        let cmd = match (feature, self.acd.agent_state(agent)) {
+            (_, None) => return Err(CommandError::UnknownAgent),
+            (Feature::Ready, Some(AgentState::LoggedOut)) => {
+                if need_phone && self.accounts.bindings(agent, now).is_empty() {
+                    return Err(CommandError::NoPhone);
+                }
+                AgentCommand::Login
+            }
+            (Feature::Ready, _) => AgentCommand::Ready,
+            (Feature::Pause, _) => AgentCommand::Pause(reason.unwrap_or_else(|| "break".into())),
+            (Feature::Logout, _) => AgentCommand::Logout,
+        };
+        self.acd.handle_event(
+            now,
+            AcdEvent::AgentCommand {
+                agent: agent.to_string(),
+                cmd,
+            },
+        );
+        self.drain();
+        self.acd
+            .agent_state(agent)
+            .map(AgentStatus::of)
+            .ok_or(CommandError::UnknownAgent)
+    }
+
+    /// Keep a caller's place for a callback; a caller the IVR hands over
+    /// enters the ACD here.
+    fn callback(
+        &mut self,
+        call: u64,
+        queue: String,
+        priority: u8,
+        ticket: Option<String>,
+        target: AgentTarget,
+        news: mpsc::UnboundedSender<QueueNews>,
+    ) {
+        let now = Instant::now();
+        let entry = CallbackTarget {
+            target,
+            queue: queue.clone(),
+        };
+        self.callbacks.targets.insert(call, entry);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.calls.entry(call) {
+            e.insert((queue.clone(), news));
+            let ev = AcdEvent::CallArrived {
+                call: CallId(call),
+                queue,
+                priority,
+                ticket,
+            };
+            self.acd.handle_event(now, ev);
+        }
+        let ev = AcdEvent::RequestCallback {
+            call: CallId(call),
+            number: None,
+        };
+        self.acd.handle_event(now, ev);
+    }
+
+    fn on_presence(&mut self, p: Presence) {
+        match p {
+            Presence::Unreachable { agent } => {
+                tracing::info!(%agent, "agent unreachable: logged out");
+                self.event(AcdEvent::AgentUnreachable { agent });
+            }
+            Presence::Reachable { agent } => tracing::info!(%agent, "agent registered"),
+        }
+    }
+
+    fn statuses(&self) -> Vec<AgentView> {
+        self.agents
+            .iter()
+            .filter_map(|a| {
+                let s = self.acd.agent_state(a)?;
+                let reason = match s {
+                    AgentState::Paused { reason } => Some(reason.clone()),
+                    _ => None,
+                };
+                Some(AgentView {
+                    id: a.clone(),
+                    status: AgentStatus::of(s),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Tell a call what the ACD said; `false` if it is not listening.
+    fn tell(&self, call: CallId, news: QueueNews) -> bool {
+        self.calls
+            .get(&call.0)
+            .is_some_and(|(_, tx)| tx.send(news).is_ok())
+    }
+
+    /// The offer cannot reach the agent (no registered phone): the ACD puts
+    /// the caller back at the head of its queue.
+    fn unreachable(&mut self, call: CallId, agent: String) {
+        tracing::info!(%agent, call = call.0, "offer failed: the agent's phone is not registered");
+        let reason = OfferFailReason::Unreachable;
+        self.event(AcdEvent::OfferFailed {
             call,
             agent,
-            reason: OfferFailReason::Unreachable,
-        },
-    );
-}
+            reason,
+        });
+    }
 
-fn agent_targets(accounts: &Accounts, agent: &str) -> Vec<AgentTarget> {
-    accounts
-        .bindings(agent, Instant::now())
-        .into_iter()
-        .map(|b| AgentTarget {
-            contact: b.uri,
-            source: b.source,
-            over_tcp: b.transport == crate::sip::registrar::Transport::Tcp,
-        })
-        .collect()
-}
+    fn agent_targets(&self, agent: &str) -> Vec<AgentTarget> {
+        self.accounts
+            .bindings(agent, Instant::now())
+            .into_iter()
+            .map(|b| AgentTarget {
+                contact: b.uri,
+                source: b.source,
+                over_tcp: b.transport == crate::sip::registrar::Transport::Tcp,
+            })
+            .collect()
+    }
 
-/// Carry out the core's actions: offers and news to the calls, state
-/// changes to the log. An offer goes to the agent's live bindings; with none
-/// it fails at once as "unreachable" (the caller keeps its place at the head).
-fn drain(
-    acd: &mut Acd,
-    calls: &mut HashMap<u64, (String, mpsc::UnboundedSender<QueueNews>)>,
-    pending: &mut Callbacks,
-    accounts: &Accounts,
-    metrics: &Metrics,
-) {
-    while let Some(action) = acd.poll_action() {
-        let tell = |call: CallId, news: QueueNews| -> bool {
-            calls
-                .get(&call.0)
-                .is_some_and(|(_, tx)| tx.send(news).is_ok())
-        };
-        match action {
+    /// Carry out the core's actions (more may follow from the events
+    /// they lead to).
+    fn drain(&mut self) {
+        while let Some(action) = self.acd.poll_action() {
+            self.on_action(action);
+        }
+    }
+
+    fn on_action(&mut self, action: AcdAction) {
+        let news = match action {
             AcdAction::Announce {
                 call,
                 position,
                 ewt_minutes,
-            } => {
-                tell(
-                    call,
-                    QueueNews::Announce {
-                        position,
-                        ewt_minutes,
-                    },
-                );
-            }
+            } => (
+                call,
+                QueueNews::Announce {
+                    position,
+                    ewt_minutes,
+                },
+            ),
             AcdAction::PlayAndHangup { call, prompt } => {
-                tell(call, QueueNews::PlayAndHangup { prompt });
+                (call, QueueNews::PlayAndHangup { prompt })
             }
-            AcdAction::Block { call } => {
-                tell(call, QueueNews::Blocked);
-            }
-            AcdAction::ReleaseLine { call } => {
-                tell(call, QueueNews::CallbackHeld);
-            }
-            AcdAction::CallbackRefused { call } => {
-                tell(call, QueueNews::CallbackRefused);
-            }
-            AcdAction::Transferred { call } => {
-                tell(call, QueueNews::Transferred);
-            }
+            AcdAction::Block { call } => (call, QueueNews::Blocked),
+            AcdAction::ReleaseLine { call } => (call, QueueNews::CallbackHeld),
+            AcdAction::CallbackRefused { call } => (call, QueueNews::CallbackRefused),
+            AcdAction::Transferred { call } => (call, QueueNews::Transferred),
             AcdAction::TransferRejected { call, reason } => {
                 tracing::info!(call = call.0, reason, "transfer refused");
-                tell(call, QueueNews::TransferRejected { reason });
+                (call, QueueNews::TransferRejected { reason })
             }
-            AcdAction::OfferCallbackToCaller { call } => {
-                tell(call, QueueNews::OfferCallback);
+            AcdAction::OfferCallbackToCaller { call } => (call, QueueNews::OfferCallback),
+            AcdAction::CancelOffer { call, agent } => {
+                if let Some(c) = self.callbacks.cancels.remove(&call.0) {
+                    let _ = c.send(());
+                }
+                (call, QueueNews::CancelOffer { agent })
             }
             AcdAction::Offer {
                 call,
                 agent,
                 ticket,
-            } => {
-                let targets = agent_targets(accounts, &agent);
-                let delivered = !targets.is_empty()
-                    && tell(
-                        call,
-                        QueueNews::Offer {
-                            agent: agent.clone(),
-                            targets,
-                            ticket,
-                        },
-                    );
-                if !delivered {
-                    unreachable(acd, call, agent);
-                }
-            }
-            AcdAction::CancelOffer { call, agent } => {
-                if let Some(c) = pending.cancels.remove(&call.0) {
-                    let _ = c.send(());
-                }
-                tell(call, QueueNews::CancelOffer { agent });
-            }
+            } => return self.offer(call, agent, ticket),
             AcdAction::OfferCallback {
                 call,
                 agent,
                 ticket,
                 ..
-            } => {
-                let agent_targets = agent_targets(accounts, &agent);
-                let customer = pending.targets.get(&call.0).map(|t| t.target.clone());
-                let (Some(customer), false) = (customer, agent_targets.is_empty()) else {
-                    unreachable(acd, call, agent);
-                    continue;
-                };
-                // The customer's leg needs a line: while only reserved
-                // lines are free, the callback waits.
-                let Some(line) = pending.lines.try_take() else {
-                    tracing::debug!(call = call.0, "no free line for the callback yet");
-                    acd.handle_event(Instant::now(), AcdEvent::NoLineForCallback { call });
-                    continue;
-                };
-                let (cancel_tx, cancel) = mpsc::unbounded_channel();
-                let job = CallbackJob {
-                    call: call.0,
-                    agent: agent.clone(),
-                    agent_targets,
-                    customer,
-                    ticket,
-                    line,
-                    cancel,
-                };
-                if pending.jobs.send(job).is_ok() {
-                    pending.cancels.insert(call.0, cancel_tx);
-                } else {
-                    unreachable(acd, call, agent);
-                }
-            }
-            AcdAction::CallFinished { call, outcome } => {
-                pending.cancels.remove(&call.0);
-                if let Some(cb) = pending.targets.remove(&call.0) {
-                    metrics
-                        .queue_calls
-                        .with_label_values(&[&cb.queue, outcome.label()])
-                        .inc();
-                    calls.remove(&call.0);
-                } else if let Some((queue, tx)) = calls.remove(&call.0) {
-                    metrics
-                        .queue_calls
-                        .with_label_values(&[&queue, outcome.label()])
-                        .inc();
-                    let _ = tx.send(QueueNews::Finished(outcome));
-                }
-            }
+            } => return self.offer_callback(call, agent, ticket),
+            AcdAction::CallFinished { call, outcome } => return self.finished(call, outcome),
             AcdAction::AgentStateChanged { agent, state } => {
                 tracing::info!(%agent, state = AgentStatus::of(&state).as_str(), "agent state");
+                return;
             }
-            other => tracing::debug!(?other, "ACD action"),
+            other => return tracing::debug!(?other, "ACD action"),
+        };
+        self.tell(news.0, news.1);
+    }
+
+    /// An offer goes to the agent's live bindings; with none it fails at
+    /// once as "unreachable" (the caller keeps its place at the head).
+    fn offer(&mut self, call: CallId, agent: String, ticket: Option<String>) {
+        let targets = self.agent_targets(&agent);
+        let offer = QueueNews::Offer {
+            agent: agent.clone(),
+            targets: targets.clone(),
+            ticket,
+        };
+        if targets.is_empty() || !self.tell(call, offer) {
+            self.unreachable(call, agent);
         }
+    }
+
+    /// A callback whose turn has come: the customer's leg needs a line;
+    /// while only reserved lines are free, the callback waits.
+    fn offer_callback(&mut self, call: CallId, agent: String, ticket: Option<String>) {
+        let agent_targets = self.agent_targets(&agent);
+        let customer = self
+            .callbacks
+            .targets
+            .get(&call.0)
+            .map(|t| t.target.clone());
+        let (Some(customer), false) = (customer, agent_targets.is_empty()) else {
+            return self.unreachable(call, agent);
+        };
+        let Some(line) = self.callbacks.lines.try_take() else {
+            tracing::debug!(call = call.0, "no free line for the callback yet");
+            return self.event(AcdEvent::NoLineForCallback { call });
+        };
+        let (cancel_tx, cancel) = mpsc::unbounded_channel();
+        let job = CallbackJob {
+            call: call.0,
+            agent: agent.clone(),
+            agent_targets,
+            customer,
+            ticket,
+            line,
+            cancel,
+        };
+        if self.callbacks.jobs.send(job).is_ok() {
+            self.callbacks.cancels.insert(call.0, cancel_tx);
+        } else {
+            self.unreachable(call, agent);
+        }
+    }
+
+    fn finished(&mut self, call: CallId, outcome: Outcome) {
+        self.callbacks.cancels.remove(&call.0);
+        let queue_calls = &self.metrics.queue_calls;
+        if let Some(cb) = self.callbacks.targets.remove(&call.0) {
+            queue_calls
+                .with_label_values(&[&cb.queue, outcome.label()])
+                .inc();
+            self.calls.remove(&call.0);
+        } else if let Some((queue, tx)) = self.calls.remove(&call.0) {
+            queue_calls
+                .with_label_values(&[&queue, outcome.label()])
+                .inc();
+            let _ = tx.send(QueueNews::Finished(outcome));
+        }
+    }
+
+    fn publish(&self) {
+        publish(&self.acd, &self.gauges);
     }
 }
 

@@ -79,9 +79,8 @@ pub const QUEUE_PROMPTS: &[&str] = &[
 ];
 
 /// The built-in menus: the feature codes'.
-pub fn feature_script() -> Result<IvrScript, Vec<String>> {
+pub fn feature_script() -> Result<IvrScript, Vec<crate::ivr::IvrLoadError>> {
     IvrScript::load_sources([(std::path::Path::new("<built-in menus>"), FEATURE_MENUS)])
-        .map_err(|es| es.iter().map(ToString::to_string).collect())
 }
 
 /// Everything calls share.

@@ -23,6 +23,47 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A problem found while loading: each names its file (and key where
+/// there is one); `check-config` prints them all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadProblem {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ivr(#[from] crate::ivr::IvrLoadError),
+    #[error(transparent)]
+    Prompt(#[from] crate::media::prompts::PromptError),
+    #[error("{file}: numbers.{number}: menu {menu:?} is not defined in {ivr_dir}")]
+    UnknownMenu {
+        file: String,
+        number: String,
+        menu: String,
+        ivr_dir: String,
+    },
+    #[error("{file}: acd.callback_trunk: menu {menu:?} calls back a number the caller types, which needs a trunk (e.g. callback_trunk = \"sip:192.0.2.1:5060\")")]
+    NoCallbackTrunk { file: String, menu: String },
+}
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{file}: the agents and queues: {source}")]
+    Acd {
+        file: String,
+        #[source]
+        source: crate::acd::AcdConfigError,
+    },
+    #[error("cannot start the media clock: {0}")]
+    MediaClock(#[source] std::io::Error),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Everything read from disk, validated.
 pub struct Loaded {
     pub config: RuntimeConfig,
@@ -33,14 +74,14 @@ pub struct Loaded {
 
 /// Load the config, every IVR file and every sound they name. Returns every
 /// problem found, each naming its file (and key where there is one).
-pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String>> {
+pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<LoadProblem>> {
     let config = RuntimeConfig::load(config_path, ov)
-        .map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        .map_err(|es| es.into_iter().map(LoadProblem::from).collect::<Vec<_>>())?;
     let mut problems = Vec::new();
     let ivr = match IvrScript::load_dir(&config.ivr_dir) {
         Ok(s) => Some(s),
         Err(es) => {
-            problems.extend(es.iter().map(ToString::to_string));
+            problems.extend(es.into_iter().map(LoadProblem::from));
             None
         }
     };
@@ -49,31 +90,33 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
     };
     for (number, menu) in &config.numbers {
         if !ivr.has_menu(menu) {
-            problems.push(format!(
-                "{}: numbers.{number}: menu {menu:?} is not defined in {}",
-                config.config_file.display(),
-                config.ivr_dir.display()
-            ));
+            problems.push(LoadProblem::UnknownMenu {
+                file: config.config_file.display().to_string(),
+                number: number.clone(),
+                menu: menu.clone(),
+                ivr_dir: config.ivr_dir.display().to_string(),
+            });
         }
     }
     if config.callback_trunk().is_none() {
         for menu in ivr.typed_callback_menus() {
-            problems.push(format!(
-                "{}: acd.callback_trunk: menu {menu:?} calls back a number the caller types, which needs a trunk (e.g. callback_trunk = \"sip:192.0.2.1:5060\")",
-                config.config_file.display()
-            ));
+            problems.push(LoadProblem::NoCallbackTrunk {
+                file: config.config_file.display().to_string(),
+                menu: menu.to_string(),
+            });
         }
     }
     // The IVR's prompts, the agents' feature-code prompts, and the spoken
     // numbers 0-99 that queue announcements use, in every language.
-    let feature_ivr = crate::call::feature_script()?;
+    let feature_ivr = crate::call::feature_script()
+        .map_err(|es| es.into_iter().map(LoadProblem::from).collect::<Vec<_>>())?;
     let mut names = ivr.prompt_names();
     names.extend(feature_ivr.prompt_names());
     names.extend(crate::call::QUEUE_PROMPTS.iter().map(|p| p.to_string()));
     for q in config.queues.values() {
         for fb in [&q.on_max_wait, &q.on_no_agents] {
-            if let crate::config::FallbackEntry::Message { message } = fb {
-                names.insert(message.clone());
+            if let crate::acd::Fallback::MessageAndHangup { prompt } = fb {
+                names.insert(prompt.clone());
             }
         }
     }
@@ -85,7 +128,7 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<String
     let prompts = match PromptLibrary::load(&config.sounds_dir, &config.languages, &names, &extra) {
         Ok(p) => Some(p),
         Err(es) => {
-            problems.extend(es.iter().map(ToString::to_string));
+            problems.extend(es.into_iter().map(LoadProblem::from));
             None
         }
     };
@@ -123,7 +166,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(loaded: Loaded, opts: ServerOptions) -> anyhow::Result<Server> {
+    pub async fn start(loaded: Loaded, opts: ServerOptions) -> Result<Server, StartError> {
         let Loaded {
             config,
             ivr,
@@ -135,7 +178,8 @@ impl Server {
         let shards = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        let (clock, clock_threads) = MediaClock::start(metrics.clone(), shards)?;
+        let (clock, clock_threads) =
+            MediaClock::start(metrics.clone(), shards).map_err(StartError::MediaClock)?;
         let ports = PortPool::new(
             config.rtp_ports,
             config.sip_listen.ip(),
@@ -158,11 +202,9 @@ impl Server {
             cancel.clone(),
             Arc::clone(&lines),
         )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: the agents and queues: {e}",
-                config.config_file.display()
-            )
+        .map_err(|source| StartError::Acd {
+            file: config.config_file.display().to_string(),
+            source,
         })?;
         // A 200 OK waits 64·T1 for its ACK (RFC 3261 §13.3.1.4).
         let t1 = opts.sip_t1.unwrap_or(Duration::from_millis(500));
@@ -204,12 +246,24 @@ impl Server {
             accounts,
             cancel.clone(),
         )
-        .await?;
+        .await
+        .map_err(|source| StartError::Listen {
+            what: "SIP",
+            addr: config.sip_listen,
+            source,
+        })?;
         let stack = Arc::new(stack);
         let _ = ctx.sip.set(Arc::clone(&stack));
         let draining = Arc::new(AtomicBool::new(false));
-        let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
-        let http_addr = listener.local_addr()?;
+        let http_error = |source| StartError::Listen {
+            what: "HTTP",
+            addr: config.http_listen,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(http_error)?;
+        let http_addr = listener.local_addr().map_err(http_error)?;
         let _ = ctx.http_addr.set(http_addr);
         let app = crate::http::router(
             metrics.clone(),

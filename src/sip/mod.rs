@@ -10,6 +10,6 @@ pub mod registrar;
 pub mod stack;
 
 pub use stack::{
-    AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
-    LegEvent, OfferReply, ReferReply, SipStack, StackOptions,
+    AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply,
+    InviteError, LegEnd, LegEvent, OfferReply, ReferReply, SipStack, StackOptions,
 };

@@ -173,6 +173,16 @@ pub struct AgentTarget {
     pub over_tcp: bool,
 }
 
+/// Why an INVITE to an agent's phone (or a callback's customer) could not
+/// be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteError {
+    #[error("not a SIP URI: {uri:?}")]
+    BadUri { uri: String },
+    #[error("cannot send the INVITE: {reason}")]
+    Send { reason: String },
+}
+
 /// A leg to an agent's phone.
 #[derive(Clone)]
 pub struct AgentLeg {
@@ -369,9 +379,12 @@ impl SipStack {
         sdp: String,
         headers: Vec<(String, String)>,
         local_ip: IpAddr,
-    ) -> Result<(AgentLeg, mpsc::UnboundedReceiver<AgentLegEvent>), String> {
-        let callee =
-            rsipstack::sip::Uri::try_from(target.contact.as_str()).map_err(|e| e.to_string())?;
+    ) -> Result<(AgentLeg, mpsc::UnboundedReceiver<AgentLegEvent>), InviteError> {
+        let bad = |uri: &str| InviteError::BadUri {
+            uri: uri.to_string(),
+        };
+        let callee = rsipstack::sip::Uri::try_from(target.contact.as_str())
+            .map_err(|_| bad(&target.contact))?;
         let me = SocketAddr::new(local_ip, self.local_addr.port());
         let contact = format!(
             "sip:centralita@{me}{}",
@@ -381,9 +394,9 @@ impl SipStack {
                 ""
             }
         );
-        let contact = rsipstack::sip::Uri::try_from(contact.as_str()).map_err(|e| e.to_string())?;
+        let contact = rsipstack::sip::Uri::try_from(contact.as_str()).map_err(|_| bad(&contact))?;
         let caller = rsipstack::sip::Uri::try_from(format!("sip:centralita@{me}").as_str())
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| bad("our own address"))?;
         let transport = if target.over_tcp {
             rsipstack::sip::Transport::Tcp
         } else {
@@ -408,10 +421,12 @@ impl SipStack {
             ..Default::default()
         };
         let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
-        let (dialog, result) = self
-            .dialogs
-            .do_invite_async(opt, state_tx)
-            .map_err(|e| e.to_string())?;
+        let (dialog, result) =
+            self.dialogs
+                .do_invite_async(opt, state_tx)
+                .map_err(|e| InviteError::Send {
+                    reason: e.to_string(),
+                })?;
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         tokio::spawn(watch_agent_leg(
             dialog.clone(),
