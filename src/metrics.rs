@@ -312,7 +312,7 @@ impl Metrics {
         let lines_in_use = gauge(
             &registry,
             "centralita_lines_in_use",
-            "External lines (trunk) taken by callers",
+            "Trunk lines taken: callers, and the customer legs of callbacks",
         );
         let overloaded = gauge(
             &registry,

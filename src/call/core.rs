@@ -267,7 +267,7 @@ impl CallCore {
                 tracing::info!("no RTP from the caller: ending the call");
                 self.end(CallOutcome::Timeout, CallerEnd::Bye);
             }
-            CallEvent::Acd(news) => self.acd_news(now, news),
+            CallEvent::Acd(news) => self.acd_news(news),
             CallEvent::OfferRung { offer, contacts } => self.offer_rung(offer, contacts),
             CallEvent::AgentAnswered { leg, sdp } => self.agent_answered(leg, sdp),
             CallEvent::AgentFailed { leg, status } => self.agent_failed(leg, status),
@@ -732,11 +732,11 @@ impl CallCore {
             if matches!(self.phase, Phase::Ended) {
                 return;
             }
-            self.ivr_action(now, action);
+            self.ivr_action(action);
         }
     }
 
-    fn ivr_action(&mut self, _now: Instant, action: IvrAction) {
+    fn ivr_action(&mut self, action: IvrAction) {
         match action {
             IvrAction::Play {
                 language, prompts, ..
@@ -867,7 +867,7 @@ impl CallCore {
         });
     }
 
-    fn acd_news(&mut self, now: Instant, news: QueueNews) {
+    fn acd_news(&mut self, news: QueueNews) {
         match news {
             QueueNews::Announce {
                 position,
@@ -892,7 +892,7 @@ impl CallCore {
             }
             QueueNews::CallbackHeld => self.callback_held(),
             QueueNews::CallbackRefused => self.callback_refused(),
-            QueueNews::Transferred => self.transferred(now),
+            QueueNews::Transferred => self.transferred(),
             QueueNews::TransferRejected { reason } => self.transfer_rejected(reason),
         }
     }
@@ -1202,7 +1202,7 @@ impl CallCore {
 
     /// The ACD took the transfer: the agent's leg ends, the caller hears
     /// "transferring" then hold music while it waits again.
-    fn transferred(&mut self, _now: Instant) {
+    fn transferred(&mut self) {
         let Phase::Bridged(b) = &mut self.phase else {
             return;
         };

@@ -51,6 +51,8 @@ struct State {
 pub struct Accounts {
     /// SIP user → (agent id, password).
     users: HashMap<String, (String, String)>,
+    /// Agent id → SIP user.
+    agent_users: HashMap<String, String>,
     state: Mutex<State>,
     presence: mpsc::UnboundedSender<Presence>,
     rearm: Notify,
@@ -70,6 +72,11 @@ impl Accounts {
             .iter()
             .map(|(id, a)| (a.sip_user.clone(), (id.clone(), a.password.clone())))
             .collect();
+        let agent_users = config
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.sip_user.clone()))
+            .collect();
         let mut secret = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
         let r = &config.registrar;
@@ -87,6 +94,7 @@ impl Accounts {
         let (tx, rx) = mpsc::unbounded_channel();
         let accounts = Arc::new(Accounts {
             users,
+            agent_users,
             state: Mutex::new(State {
                 verifier: Verifier::new(r.realm.clone(), nonces),
                 registrar,
@@ -263,20 +271,14 @@ impl Accounts {
 
     /// The live bindings of an agent, best first.
     pub fn bindings(&self, agent: &str, now: Instant) -> Vec<Binding> {
-        let Some(user) = self
-            .users
-            .iter()
-            .find(|(_, (a, _))| a == agent)
-            .map(|(u, _)| u.clone())
-        else {
+        let Some(user) = self.agent_users.get(agent) else {
             return vec![];
         };
         let Ok(st) = self.state.lock() else {
             return vec![];
         };
         st.registrar
-            .aors()
-            .filter(|aor| aor_user(aor) == Some(user.as_str()))
+            .aors_of_user(user)
             .map(str::to_string)
             .collect::<Vec<_>>()
             .iter()

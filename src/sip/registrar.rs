@@ -398,6 +398,16 @@ impl Registrar {
         self.aors.keys().map(String::as_str)
     }
 
+    /// The AORs of one user (`sip:user@…`): a range of the sorted store,
+    /// not a walk over everybody's (an offer looks its agent up this way).
+    pub fn aors_of_user<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let prefix = format!("sip:{user}@");
+        self.aors
+            .range(prefix.clone()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(move |k| k.starts_with(&prefix))
+    }
+
     /// Removes every binding whose expiry is <= `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let keys: Vec<String> = self.aors.keys().cloned().collect();
