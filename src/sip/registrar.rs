@@ -737,6 +737,25 @@ mod tests {
     const AOR: &str = "sip:alice@example.com";
 
     #[test]
+    fn a_users_aors_are_found_without_those_of_a_longer_name() {
+        let t0 = Instant::now();
+        let mut r = Registrar::default();
+        for (aor, id) in [
+            ("sip:ana@a.example", "1"),
+            ("sip:anabel@a.example", "2"),
+            ("sip:ana@b.example", "3"),
+            ("sip:an@a.example", "4"),
+        ] {
+            let contact = format!("<sip:x@10.0.0.{id}:5062>");
+            r.register(t0, req(aor, id, 1, &[contact.as_str()], Some(600)))
+                .expect("ok");
+        }
+        let got: Vec<&str> = r.aors_of_user("ana").collect();
+        assert_eq!(got, vec!["sip:ana@a.example", "sip:ana@b.example"]);
+        assert_eq!(r.aors_of_user("nadie").count(), 0);
+    }
+
+    #[test]
     fn add_refresh_remove_and_events() {
         let t0 = Instant::now();
         let mut r = Registrar::default();
