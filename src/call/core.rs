@@ -487,7 +487,7 @@ impl CallCore {
                 if let Some(ivr) = self.ivr.as_mut() {
                     ivr.handle_timeout(now);
                 }
-                self.drain_ivr(now);
+                self.drain_ivr();
             }
             Timer::Keypad => {
                 let action = self.keypad.on_timeout(now);
@@ -636,7 +636,7 @@ impl CallCore {
                 if let Some(ivr) = self.ivr.as_mut() {
                     ivr.handle_event(now, IvrEvent::Answered);
                 }
-                self.drain_ivr(now);
+                self.drain_ivr();
             }
         }
     }
@@ -704,7 +704,7 @@ impl CallCore {
         if let Some(ivr) = self.ivr.as_mut() {
             ivr.handle_event(now, IvrEvent::Digit(digit));
         }
-        self.drain_ivr(now);
+        self.drain_ivr();
         // While waiting in a queue, 9 asks to keep the place for a callback.
         if digit == '9' && !self.leaving {
             self.ask_callback_while_queued();
@@ -721,13 +721,13 @@ impl CallCore {
         if let Some(ivr) = self.ivr.as_mut() {
             ivr.handle_event(now, IvrEvent::PlaybackFinished);
         }
-        self.drain_ivr(now);
+        self.drain_ivr();
     }
 
     // ------------------------------------------------------------- IVR
 
     /// Carry out what the IVR decided.
-    fn drain_ivr(&mut self, now: Instant) {
+    fn drain_ivr(&mut self) {
         while let Some(action) = self.ivr.as_mut().and_then(IvrCall::poll_action) {
             if matches!(self.phase, Phase::Ended) {
                 return;

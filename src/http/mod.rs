@@ -15,13 +15,12 @@ use axum::routing::{get, post};
 use axum::{extract::State, Json, Router};
 use live::LiveCalls;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone)]
 struct AppState {
     metrics: Metrics,
-    draining: Arc<AtomicBool>,
+    overload: Arc<crate::server::overload::Overload>,
     live: Arc<LiveCalls>,
     switchboard: Switchboard,
 }
@@ -29,7 +28,7 @@ struct AppState {
 /// Build the router.
 pub fn router(
     metrics: Metrics,
-    draining: Arc<AtomicBool>,
+    overload: Arc<crate::server::overload::Overload>,
     live: Arc<LiveCalls>,
     switchboard: Switchboard,
 ) -> Router {
@@ -43,7 +42,7 @@ pub fn router(
         .fallback(not_found)
         .with_state(AppState {
             metrics,
-            draining,
+            overload,
             live,
             switchboard,
         })
@@ -71,7 +70,7 @@ struct HealthReply {
 }
 
 async fn health(State(st): State<AppState>) -> Response {
-    let draining = st.draining.load(Ordering::SeqCst);
+    let draining = st.overload.is_draining();
     let (code, status) = if draining {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else {

@@ -24,7 +24,62 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Where a leg's RTP goes, with one owner: the address its SDP named (a
+/// re-INVITE may name another), or the source the leg latched on to
+/// instead. The leg's receiver, the other leg's relay (which sends out of
+/// this leg's socket) and the leg's own prompts all read it here; the media
+/// clock is told of each change.
+#[derive(Debug)]
+struct RtpPeer {
+    state: Mutex<PeerState>,
+    /// Goes up when the SDP names a new address (the receiver then trusts
+    /// it afresh).
+    generation: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PeerState {
+    sdp: SocketAddr,
+    latched: Option<SocketAddr>,
+}
+
+impl RtpPeer {
+    fn new(sdp: SocketAddr) -> Arc<RtpPeer> {
+        Arc::new(RtpPeer {
+            state: Mutex::new(PeerState { sdp, latched: None }),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    fn state(&self) -> PeerState {
+        self.state.lock().map(|s| *s).unwrap_or(PeerState {
+            sdp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            latched: None,
+        })
+    }
+
+    /// Where the RTP goes now.
+    fn get(&self) -> SocketAddr {
+        let s = self.state();
+        s.latched.unwrap_or(s.sdp)
+    }
+
+    /// A re-INVITE named `sdp`: any latch is forgotten.
+    fn set_sdp(&self, sdp: SocketAddr) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = PeerState { sdp, latched: None };
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn latch(&self, src: SocketAddr) {
+        if let Ok(mut s) = self.state.lock() {
+            s.latched = Some(src);
+        }
+    }
+}
 
 /// Streams are numbered in the media clock by this counter, one number per
 /// session for the process's life (a number says nothing but "this stream").
@@ -49,9 +104,8 @@ pub struct SessionSetup {
 pub struct MediaSession {
     id: u64,
     clock: MediaClock,
-    peer_tx: watch::Sender<SocketAddr>,
-    /// Where this leg's RTP really goes (the SDP address, or the latched one).
-    effective_peer: Arc<Mutex<SocketAddr>>,
+    /// Where this leg's RTP goes.
+    peer: Arc<RtpPeer>,
     /// Packets this leg receives are sent on from here when bridged.
     forward: Arc<Mutex<Option<Forward>>>,
     /// The forward set aside while the other leg hears a prompt of its own
@@ -79,10 +133,9 @@ impl MediaSession {
         let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         let send_half = setup.port.socket.try_clone()?;
         let socket = Arc::new(setup.port.socket.try_clone()?);
-        let effective_peer = Arc::new(Mutex::new(setup.peer));
+        let peer = RtpPeer::new(setup.peer);
         let forward = Arc::new(Mutex::new(None));
         let recv_half = tokio::net::UdpSocket::from_std(setup.port.socket.try_clone()?)?;
-        let (peer_tx, peer_rx) = watch::channel(setup.peer);
         clock.send(ClockCommand::Add(Box::new(StreamSetup {
             id,
             socket: send_half,
@@ -92,12 +145,11 @@ impl MediaSession {
         })));
         let rx = Receiver {
             socket: recv_half,
-            peer: peer_rx,
-            effective_peer: Arc::clone(&effective_peer),
+            peer: Arc::clone(&peer),
+            generation: 0,
             forward: Arc::clone(&forward),
             signalling_ip: setup.signalling_ip,
             heard_from_peer: false,
-            latched: None,
             clock: clock.clone(),
             id,
             codec: setup.codec,
@@ -112,8 +164,7 @@ impl MediaSession {
         Ok(MediaSession {
             id,
             clock: clock.clone(),
-            peer_tx,
-            effective_peer,
+            peer,
             forward,
             parked: Mutex::new(None),
             socket,
@@ -168,7 +219,7 @@ impl MediaSession {
         if let Ok(mut f) = a.forward.lock() {
             *f = Some(Forward {
                 socket: Arc::clone(&b.socket),
-                peer: Arc::clone(&b.effective_peer),
+                peer: Arc::clone(&b.peer),
                 relayed: a.relayed.with_label_values(&[a_to_b]),
                 // Nothing of `a`'s is withheld; keys `a` signals otherwise
                 // (SIP INFO) can be sent on to `b` as events.
@@ -178,7 +229,7 @@ impl MediaSession {
         if let Ok(mut f) = b.forward.lock() {
             *f = Some(Forward {
                 socket: Arc::clone(&a.socket),
-                peer: Arc::clone(&a.effective_peer),
+                peer: Arc::clone(&a.peer),
                 relayed: b.relayed.with_label_values(&[b_to_a]),
                 state: if b_keys {
                     RelayState::taking_keys(b.dtmf_pt, a.dtmf_pt)
@@ -200,11 +251,7 @@ impl MediaSession {
         if let Ok(mut p) = self.parked.lock() {
             *p = None;
         }
-        let peer = self
-            .effective_peer
-            .lock()
-            .map(|p| *p)
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let peer = self.peer.get();
         self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
             id: self.id,
             socket: self.socket.try_clone()?,
@@ -234,11 +281,7 @@ impl MediaSession {
             _ => false,
         };
         if parked_now {
-            let peer = self
-                .effective_peer
-                .lock()
-                .map(|p| *p)
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let peer = self.peer.get();
             self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
                 id: self.id,
                 socket: self.socket.try_clone()?,
@@ -270,11 +313,7 @@ impl MediaSession {
             return;
         };
         let Some(f) = guard.as_mut() else { return };
-        let peer = f
-            .peer
-            .lock()
-            .map(|p| *p)
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let peer = f.peer.get();
         if peer.ip().is_unspecified() {
             return;
         }
@@ -284,10 +323,7 @@ impl MediaSession {
     }
 
     pub fn set_peer(&self, peer: SocketAddr) {
-        if let Ok(mut p) = self.effective_peer.lock() {
-            *p = peer;
-        }
-        let _ = self.peer_tx.send(peer);
+        self.peer.set_sdp(peer);
         self.clock.send(ClockCommand::SetPeer { id: self.id, peer });
     }
 }
@@ -303,7 +339,7 @@ impl Drop for MediaSession {
 /// other leg's peer.
 struct Forward {
     socket: Arc<std::net::UdpSocket>,
-    peer: Arc<Mutex<SocketAddr>>,
+    peer: Arc<RtpPeer>,
     /// This direction's relay counter (looked up once, not per packet).
     relayed: prometheus::IntCounter,
     state: RelayState,
@@ -320,13 +356,12 @@ enum Relayed {
 
 struct Receiver {
     socket: tokio::net::UdpSocket,
-    peer: watch::Receiver<SocketAddr>,
-    effective_peer: Arc<Mutex<SocketAddr>>,
+    peer: Arc<RtpPeer>,
+    /// The peer's generation this receiver has seen.
+    generation: u64,
     forward: Arc<Mutex<Option<Forward>>>,
     signalling_ip: std::net::IpAddr,
     heard_from_peer: bool,
-    /// The source latched on to, replacing the SDP address.
-    latched: Option<SocketAddr>,
     clock: MediaClock,
     id: u64,
     codec: Codec,
@@ -351,11 +386,7 @@ impl Receiver {
         if f.state.on_packet(packet, pt, seq, ts, ssrc) == Verdict::Withhold {
             return Relayed::Withheld;
         }
-        let peer = f
-            .peer
-            .lock()
-            .map(|p| *p)
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let peer = f.peer.get();
         if !peer.ip().is_unspecified() && f.socket.send_to(packet, peer).is_ok() {
             f.relayed.inc();
         }
@@ -365,23 +396,21 @@ impl Receiver {
     /// Whether a packet from `src` is the peer's, latching once on to the
     /// signalling host when the SDP address has never sent.
     fn accept_source(&mut self, src: SocketAddr) -> bool {
-        if self.peer.has_changed().unwrap_or(false) {
+        let generation = self.peer.generation.load(Ordering::SeqCst);
+        if generation != self.generation {
             // A re-INVITE named a new address: trust it afresh.
-            self.peer.borrow_and_update();
+            self.generation = generation;
             self.heard_from_peer = false;
-            self.latched = None;
         }
-        let peer = self.latched.unwrap_or(*self.peer.borrow());
+        let state = self.peer.state();
+        let peer = state.latched.unwrap_or(state.sdp);
         if src == peer {
             self.heard_from_peer = true;
             return true;
         }
-        if !self.heard_from_peer && self.latched.is_none() && src.ip() == self.signalling_ip {
+        if !self.heard_from_peer && state.latched.is_none() && src.ip() == self.signalling_ip {
             tracing::debug!(sdp = %peer, %src, "RTP latched on to the signalling host");
-            self.latched = Some(src);
-            if let Ok(mut p) = self.effective_peer.lock() {
-                *p = src;
-            }
+            self.peer.latch(src);
             self.heard_from_peer = true;
             self.metrics.rtp_peers_latched.inc();
             self.clock.send(ClockCommand::SetPeer {

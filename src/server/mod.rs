@@ -18,7 +18,6 @@ use crate::sip::accounts::Accounts;
 use crate::sip::{SipStack, StackOptions};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -157,7 +156,6 @@ pub struct Server {
     pub metrics: Metrics,
     ctx: Arc<CallContext>,
     stack: Arc<SipStack>,
-    draining: Arc<AtomicBool>,
     cancel: CancellationToken,
     clock: MediaClock,
     clock_threads: Vec<std::thread::JoinHandle<()>>,
@@ -254,7 +252,6 @@ impl Server {
         })?;
         let stack = Arc::new(stack);
         let _ = ctx.sip.set(Arc::clone(&stack));
-        let draining = Arc::new(AtomicBool::new(false));
         let http_error = |source| StartError::Listen {
             what: "HTTP",
             addr: config.http_listen,
@@ -267,7 +264,7 @@ impl Server {
         let _ = ctx.http_addr.set(http_addr);
         let app = crate::http::router(
             metrics.clone(),
-            Arc::clone(&draining),
+            Arc::clone(&overload),
             Arc::clone(&ctx.live),
             switchboard.clone(),
         );
@@ -284,7 +281,6 @@ impl Server {
             metrics,
             ctx,
             stack,
-            draining,
             cancel,
             clock,
             clock_threads,
@@ -312,7 +308,6 @@ impl Server {
     /// Stop taking calls (503), send BYE to the active ones, and stop —
     /// without waiting for transaction timers. Bounded to a few seconds.
     pub async fn shutdown(mut self) {
-        self.draining.store(true, Ordering::SeqCst);
         self.stack.stop_accepting();
         self.ctx.shutdown.cancel();
         self.ctx.tracker.close();

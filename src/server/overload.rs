@@ -62,11 +62,14 @@ impl LagDetector {
 /// stack is behind (the queue holds 4,096).
 pub const SIP_BACKLOG_HIGH: usize = 512;
 
-/// Whether new calls are refused: measured, or forced (tests, operators).
+/// Whether new calls are refused: measured, or forced (tests, operators);
+/// and whether the controller is draining (shutting down: new calls get 503,
+/// `/health` says so). The one owner of both flags.
 #[derive(Debug, Default)]
 pub struct Overload {
     measured: AtomicBool,
     forced: AtomicBool,
+    draining: AtomicBool,
     /// SIP datagrams waiting for the stack, as the socket front last saw.
     sip_backlog: std::sync::atomic::AtomicUsize,
 }
@@ -81,6 +84,15 @@ impl Overload {
     /// The socket front's queue to the SIP stack holds `n` datagrams.
     pub fn note_sip_backlog(&self, n: usize) {
         self.sip_backlog.store(n, Ordering::Relaxed);
+    }
+
+    /// From now on new calls are refused: the controller is stopping.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Refuse new calls whatever the measurement says (or stop doing so).

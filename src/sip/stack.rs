@@ -16,7 +16,7 @@ use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::{udp::UdpConnection, SipAddr, TransportLayer};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -268,7 +268,7 @@ pub struct SipStack {
     /// Ours, towards the agents (advertise, listen address, or routing).
     front: Arc<Front>,
     advertise: Option<IpAddr>,
-    draining: Arc<AtomicBool>,
+    overload: Arc<crate::server::overload::Overload>,
     dialogs: Arc<DialogLayer>,
     cancel: CancellationToken,
 }
@@ -341,7 +341,6 @@ impl SipStack {
             .incoming_transactions()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let draining = Arc::new(AtomicBool::new(false));
 
         let tcp = tokio::net::TcpListener::bind(local_addr).await?;
         tokio::spawn(Arc::clone(&front).run_tcp(tcp, endpoint.inner.clone(), stack_cancel.clone()));
@@ -350,6 +349,7 @@ impl SipStack {
         tokio::spawn(Arc::clone(&accounts).run_expiry(stack_cancel.clone()));
         let front_for_stack = Arc::clone(&front);
         let opts_advertise = opts.advertise;
+        let opts_overload = Arc::clone(&opts.overload);
         let adapter = Adapter {
             accounts,
             front,
@@ -357,7 +357,6 @@ impl SipStack {
             handler,
             opts,
             local_addr,
-            draining: Arc::clone(&draining),
             metrics: metrics.clone(),
         };
         tokio::spawn(adapter.run(incoming, stack_cancel.clone()));
@@ -365,7 +364,7 @@ impl SipStack {
             local_addr,
             front: Arc::clone(&front_for_stack),
             advertise: opts_advertise,
-            draining,
+            overload: Arc::clone(&opts_overload),
             dialogs,
             cancel: stack_cancel,
         })
@@ -448,7 +447,7 @@ impl SipStack {
 
     /// From now on, new calls get 503 with Retry-After.
     pub fn stop_accepting(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.overload.start_draining();
     }
 
     pub fn dialog_count(&self) -> usize {
@@ -468,7 +467,6 @@ struct Adapter {
     handler: Arc<dyn CallHandler>,
     opts: StackOptions,
     local_addr: SocketAddr,
-    draining: Arc<AtomicBool>,
     metrics: Metrics,
 }
 
@@ -536,7 +534,7 @@ impl Adapter {
         // Shutting down, or overloaded (agents' feature codes are still
         // taken then: they are cheap and keep the agents' state right).
         let overloaded = self.opts.overload.is_overloaded() && !self.handler.needs_agent(&dialed);
-        if self.draining.load(Ordering::SeqCst) || overloaded {
+        if self.opts.overload.is_draining() || overloaded {
             if overloaded {
                 self.metrics
                     .call_ended(crate::metrics::CallOutcome::Unavailable);
