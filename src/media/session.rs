@@ -251,11 +251,16 @@ impl MediaSession {
         if let Ok(mut p) = self.parked.lock() {
             *p = None;
         }
-        let peer = self.peer.get();
+        self.rejoin_clock()
+    }
+
+    /// The media clock plays to this leg's peer again (it stopped when the
+    /// leg was bridged).
+    fn rejoin_clock(&self) -> std::io::Result<()> {
         self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
             id: self.id,
             socket: self.socket.try_clone()?,
-            peer,
+            peer: self.peer.get(),
             codec: self.codec,
             events: self.events.clone(),
         })));
@@ -281,14 +286,7 @@ impl MediaSession {
             _ => false,
         };
         if parked_now {
-            let peer = self.peer.get();
-            self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
-                id: self.id,
-                socket: self.socket.try_clone()?,
-                peer,
-                codec: self.codec,
-                events: self.events.clone(),
-            })));
+            self.rejoin_clock()?;
         }
         self.play(prompts, token);
         Ok(())
