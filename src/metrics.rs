@@ -135,33 +135,39 @@ impl CallOutcome {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    // --- Calls and the IVR
     pub calls: IntCounterVec,
     pub calls_active: IntGauge,
     pub ivr_menu_entries: IntCounterVec,
     pub ivr_queue_requests: IntCounterVec,
     pub ivr_callback_requests: IntCounterVec,
     pub dtmf_digits: IntCounterVec,
+    // --- SIP
     pub sip_requests: IntCounterVec,
     pub sip_responses: IntCounterVec,
     pub sip_dropped: IntCounterVec,
     pub sip_refused: IntCounterVec,
+    pub sip_auth_failures: IntCounterVec,
+    /// SIP datagrams read by the socket front, waiting for the stack.
+    pub sip_backlog: IntGauge,
+    // --- Media
     pub rtp_packets_sent: IntCounter,
     pub rtp_packets_received: IntCounter,
     pub rtp_packets_ignored: IntCounterVec,
     pub rtp_send_lateness: Histogram,
     pub rtp_peers_latched: IntCounter,
     pub rtp_packets_relayed: IntCounterVec,
+    pub rtp_ports_in_use: IntGauge,
+    // --- Transfers
     pub keypad_transfers: IntCounterVec,
     pub transfers: IntCounterVec,
-    pub rtp_ports_in_use: IntGauge,
+    // --- Lines and load
     pub lines_in_use: IntGauge,
-    /// 1 while new calls are refused for overload (src/overload.rs).
+    /// 1 while new calls are refused for overload (src/server/overload.rs).
     pub overloaded: IntGauge,
     /// The async runtime's averaged scheduling lag.
     pub runtime_lag: prometheus::Gauge,
-    /// SIP datagrams read by the socket front, waiting for the stack.
-    pub sip_backlog: IntGauge,
-    pub sip_auth_failures: IntCounterVec,
+    // --- Agents and queues
     pub agents_registered: IntGauge,
     pub agents: IntGaugeVec,
     pub queue_waiting: IntGaugeVec,
