@@ -1013,3 +1013,50 @@ fn the_live_view_follows_the_call() {
     assert_eq!(h.core.view().state, CallState::OnCall);
     assert_eq!(h.core.view().language, "es");
 }
+
+#[test]
+fn a_typed_ticket_number_goes_with_the_caller_into_the_follow_up_queue() {
+    let mut h = H::new(arrival("soporte"));
+    h.key('1');
+    h.key('4');
+    let mut acts = Vec::new();
+    for k in "123456#".chars() {
+        acts.extend(h.key(k));
+    }
+    assert_eq!(
+        acd(&acts),
+        vec![AcdRequest::Enqueue {
+            queue: "seguimiento".into(),
+            priority: 5,
+            ticket: Some("123456".into())
+        }]
+    );
+    let v = h.core.view();
+    assert_eq!(
+        v.fields.and_then(|f| f.get("ticket")).map(String::as_str),
+        Some("123456")
+    );
+}
+
+#[test]
+fn a_caller_who_sends_no_audio_is_hung_up() {
+    let mut h = H::new(arrival("soporte"));
+    let acts = h.ev(CallEvent::CallerRtpTimeout);
+    assert!(acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+}
+
+#[test]
+fn a_pcma_offer_is_answered_in_pcma() {
+    let mut a = arrival("soporte");
+    a.offer = Some(
+        OFFER
+            .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
+            .into_bytes(),
+    );
+    let h = H::new(a);
+    assert!(
+        matches!(h.log.first(), Some(CallAction::Answer { sdp }) if sdp.contains("m=audio 30000 RTP/AVP 8 101"))
+    );
+}
