@@ -23,7 +23,8 @@ pub mod sip;
 /// The files of the sans-IO decision cores: no tokio, no socket, no clock.
 pub const SANS_IO_CORES: &[&str] = &[
     "src/call/mod.rs",
-    "src/call/core.rs",
+    "src/call/core/mod.rs",
+    "src/call/core/hold.rs",
     "src/call/keypad.rs",
     "src/acd/mod.rs",
     "src/acd/core.rs",

@@ -163,6 +163,8 @@ pub struct Metrics {
     pub transfers: IntCounterVec,
     // --- Lines and load
     pub lines_in_use: IntGauge,
+    /// Callers their agent holds now.
+    pub calls_on_hold: IntGauge,
     /// 1 while new calls are refused for overload (src/server/overload.rs).
     pub overloaded: IntGauge,
     /// The async runtime's averaged scheduling lag.
@@ -315,6 +317,11 @@ impl Metrics {
                 }
             }
         }
+        let calls_on_hold = gauge(
+            &registry,
+            "centralita_calls_on_hold",
+            "Callers their agent holds now (hearing the hold music)",
+        );
         let lines_in_use = gauge(
             &registry,
             "centralita_lines_in_use",
@@ -442,6 +449,7 @@ impl Metrics {
             queue_waiting,
             queue_callbacks_pending,
             lines_in_use,
+            calls_on_hold,
             overloaded,
             runtime_lag,
             sip_backlog,

@@ -279,10 +279,11 @@ enum Pending {
     Refer(ReferReply),
 }
 
-/// The offer to an agent: its RTP port (taken by the bridge) and where its
-/// phones' signalling comes from.
+/// The offer to an agent: its RTP port (taken by the bridge), our address
+/// in its SDP, and where its phones' signalling comes from.
 struct OfferMedia {
     port: Option<RtpPort>,
+    local: std::net::SocketAddr,
     signalling_ip: IpAddr,
 }
 
@@ -433,9 +434,10 @@ impl CallIo {
                 content_type,
                 body,
             },
-            Some(LegEvent::Reoffer { sdp, reply }) => CallEvent::CallerReoffer {
+            Some(LegEvent::Reoffer { sdp, invite, reply }) => CallEvent::CallerReoffer {
                 req: self.hold(Pending::Offer(reply)),
                 sdp,
+                invite,
             },
         }
     }
@@ -448,6 +450,12 @@ impl CallIo {
                 self.agent_legs.remove(&leg);
                 CallEvent::AgentFailed { leg, status }
             }
+            AgentLegEvent::Reoffer { sdp, invite, reply } => CallEvent::AgentReoffer {
+                leg,
+                req: self.hold(Pending::Offer(reply)),
+                sdp,
+                invite,
+            },
             AgentLegEvent::Refer { target, reply } => CallEvent::AgentRefer {
                 leg,
                 req: self.hold(Pending::Refer(reply)),
@@ -561,6 +569,23 @@ impl CallIo {
                     a.resume_bridge(m);
                 }
             }
+            CallAction::HoldCaller => {
+                if let Some(a) = &self.agent_media {
+                    if let Err(e) = m.hold(a) {
+                        tracing::warn!(error = %e, "cannot play the hold music");
+                    }
+                }
+            }
+            CallAction::ResumeCaller => {
+                if let Some(a) = &self.agent_media {
+                    m.unhold(a);
+                }
+            }
+            CallAction::SetAgentPeer { peer } => {
+                if let Some(a) = &self.agent_media {
+                    a.set_peer(peer);
+                }
+            }
             other => tracing::debug!(?other, "not a media action"),
         }
     }
@@ -670,6 +695,7 @@ impl CallIo {
         self.offer_media.insert(
             offer,
             OfferMedia {
+                local: std::net::SocketAddr::new(local_ip, port.port),
                 port: Some(port),
                 signalling_ip,
             },
@@ -700,6 +726,7 @@ impl CallIo {
         let Some(om) = self.offer_media.get_mut(&leg.offer) else {
             return failed;
         };
+        let local = om.local;
         let (Some(port), Some(caller)) = (om.port.take(), self.media.as_ref()) else {
             return failed;
         };
@@ -718,7 +745,7 @@ impl CallIo {
         };
         MediaSession::bridge(caller, &agent, "caller_to_agent", "agent_to_caller", true);
         self.agent_media = Some(agent);
-        CallEvent::AgentBridged { leg }
+        CallEvent::AgentBridged { leg, local }
     }
 
     fn transfer_done(&mut self, leg: AgentLegRef) {
@@ -750,6 +777,8 @@ impl CallIo {
             CallCount::KeypadTransfer(r) => {
                 m.keypad_transfers.with_label_values(&[r.label()]).inc()
             }
+            CallCount::OnHold(true) => m.calls_on_hold.inc(),
+            CallCount::OnHold(false) => m.calls_on_hold.dec(),
             CallCount::Transfer {
                 how,
                 to_agent,

@@ -106,6 +106,8 @@ pub enum CallCount {
     QueueRequested(String),
     CallbackRequested(String),
     KeypadTransfer(KeypadResult),
+    /// The caller went on hold (`true`) or came off it.
+    OnHold(bool),
     Transfer {
         how: TransferHow,
         to_agent: bool,
@@ -174,6 +176,8 @@ pub enum CallEvent {
     CallerReoffer {
         req: ReqId,
         sdp: Option<Vec<u8>>,
+        /// A re-INVITE (an empty one wants our offer), not an UPDATE.
+        invite: bool,
     },
     CallerEnded(LegEnd),
     CallerDigit {
@@ -199,9 +203,11 @@ pub enum CallEvent {
         leg: AgentLegRef,
         status: u16,
     },
-    /// [`CallAction::BridgeAgent`] is done: caller and agent hear each other.
+    /// [`CallAction::BridgeAgent`] is done: caller and agent hear each
+    /// other; `local` is our RTP address on the agent's leg.
     AgentBridged {
         leg: AgentLegRef,
+        local: SocketAddr,
     },
     /// [`CallAction::BridgeAgent`] failed (no media for the agent's leg).
     AgentBridgeFailed {
@@ -212,6 +218,14 @@ pub enum CallEvent {
         leg: AgentLegRef,
         req: ReqId,
         target: String,
+    },
+    /// A re-INVITE or UPDATE from the bridged agent's phone (hold, resume,
+    /// a new address, a refresh): answer it with [`CallAction::ReplyReoffer`].
+    AgentReoffer {
+        leg: AgentLegRef,
+        req: ReqId,
+        sdp: Option<Vec<u8>>,
+        invite: bool,
     },
     /// An answered agent leg ended (the agent's BYE, or ours).
     AgentEnded {
@@ -302,6 +316,15 @@ pub enum CallAction {
     },
     /// The caller leaves the bridge (prompts and music play to it again).
     Unbridge,
+    /// The agent holds: neither side hears the other, the caller hears the
+    /// hold music ([`CallAction::HoldMusic`] follows).
+    HoldCaller,
+    /// The agent resumes: bridged both ways again.
+    ResumeCaller,
+    /// The agent's RTP goes to a new address (its re-INVITE).
+    SetAgentPeer {
+        peer: SocketAddr,
+    },
     /// Play to the bridged agent only; the caller's audio to the agent is
     /// held back meanwhile. `token` comes back in `AgentPlaybackFinished`.
     PlayToAgent {

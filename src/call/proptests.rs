@@ -6,7 +6,7 @@
 //! by itself) and none was hung up twice, the line is released exactly
 //! once, the ACD hears the call's end at most once (exactly once when it
 //! still held the call), `Finished` is the last action, and nothing
-//! follows it.
+//! follows it, and every hold counted has ended.
 
 use super::core::CallCore;
 use super::tests::{answer_sdp, arrival, settings, target};
@@ -24,7 +24,9 @@ enum Op {
     CallerRtpTimeout,
     AgentRtpTimeout,
     Ack,
-    Offer { contacts: u16 },
+    Offer {
+        contacts: u16,
+    },
     CancelOffer,
     Answer(usize),
     Fail(usize, u16),
@@ -42,6 +44,8 @@ enum Op {
     PlayAndHangup,
     PlaybackDone,
     AgentPlaybackDone,
+    /// The agent's phone holds (`true`) or resumes with a re-INVITE.
+    AgentHold(bool),
     Advance(u64),
 }
 
@@ -71,6 +75,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::PlayAndHangup),
         3 => Just(Op::PlaybackDone),
         1 => Just(Op::AgentPlaybackDone),
+        3 => any::<bool>().prop_map(Op::AgentHold),
         3 => (0..40_000u64).prop_map(Op::Advance),
     ]
 }
@@ -98,6 +103,8 @@ struct World {
     acd_finished: bool,
     after_finish: usize,
     next_req: u64,
+    /// Holds started and ended, as counted.
+    holds: (usize, usize),
 }
 
 impl World {
@@ -120,6 +127,7 @@ impl World {
             acd_finished: false,
             after_finish: 0,
             next_req: 0,
+            holds: (0, 0),
         };
         w.drain()?;
         Ok(w)
@@ -159,7 +167,10 @@ impl World {
                     let ev = if self.bridge_fails {
                         CallEvent::AgentBridgeFailed { leg }
                     } else {
-                        CallEvent::AgentBridged { leg }
+                        CallEvent::AgentBridged {
+                            leg,
+                            local: "127.0.0.1:31000".parse().expect("addr"),
+                        }
                     };
                     self.core.handle_event(self.now, ev);
                 }
@@ -172,6 +183,8 @@ impl World {
                 CallAction::Play { token, .. } => self.token = token,
                 CallAction::PlayToAgent { token, .. } => self.agent_token = token,
                 CallAction::ReleaseLine => self.released += 1,
+                CallAction::Count(CallCount::OnHold(true)) => self.holds.0 += 1,
+                CallAction::Count(CallCount::OnHold(false)) => self.holds.1 += 1,
                 CallAction::Finished { .. } => self.finished += 1,
                 _ => {}
             }
@@ -249,6 +262,20 @@ impl World {
     /// The ACD's news and the playback's end.
     fn apply_news(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
+            Op::AgentHold(hold) => match self.pick(0) {
+                Some(leg) => {
+                    self.next_req += 1;
+                    let dir = if hold { "sendonly" } else { "sendrecv" };
+                    let sdp = format!("v=0\r\no=p 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 42000 RTP/AVP 0\r\na={dir}\r\n");
+                    self.ev(CallEvent::AgentReoffer {
+                        leg,
+                        req: ReqId(self.next_req),
+                        sdp: Some(sdp.into_bytes()),
+                        invite: true,
+                    })
+                }
+                None => Ok(()),
+            },
             Op::Transferred => self.ev(CallEvent::Acd(QueueNews::Transferred)),
             Op::TransferRejected(r) => self.ev(CallEvent::Acd(QueueNews::TransferRejected {
                 reason: REASONS[usize::from(r)],
@@ -313,6 +340,7 @@ proptest! {
         prop_assert_eq!(w.released, 1, "the line is released exactly once");
         prop_assert!(w.legs.is_empty(), "legs never ended: {:?}", w.legs);
         prop_assert!(w.gone <= 1);
+        prop_assert_eq!(w.holds.0, w.holds.1, "every hold counted ends");
         if w.held_by_acd && !w.acd_finished {
             prop_assert_eq!(w.gone, 1, "the ACD must hear the call's end");
         }

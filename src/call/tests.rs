@@ -158,7 +158,10 @@ impl H {
             leg: leg(0),
             sdp: answer_sdp(42000),
         });
-        h.ev(CallEvent::AgentBridged { leg: leg(0) });
+        h.ev(CallEvent::AgentBridged {
+            leg: leg(0),
+            local: agent_local(),
+        });
         assert_eq!(h.state(), CallState::OnCall);
         h
     }
@@ -173,6 +176,10 @@ impl H {
     fn count(&self, pred: impl Fn(&CallAction) -> bool) -> usize {
         self.log.iter().filter(|a| pred(a)).count()
     }
+}
+
+fn agent_local() -> std::net::SocketAddr {
+    "127.0.0.1:31000".parse().expect("addr")
 }
 
 fn leg(contact: u16) -> AgentLegRef {
@@ -503,7 +510,10 @@ fn the_first_phone_to_answer_is_bridged_and_the_others_cancelled() {
         acd(&acts).is_empty(),
         "the ACD hears of it once the bridge is up"
     );
-    let acts = h.ev(CallEvent::AgentBridged { leg: leg(1) });
+    let acts = h.ev(CallEvent::AgentBridged {
+        leg: leg(1),
+        local: agent_local(),
+    });
     assert_eq!(
         acd(&acts),
         vec![AcdRequest::AgentAnswered {
@@ -685,12 +695,30 @@ fn an_info_body_that_is_not_dtmf_gets_415() {
     );
 }
 
+fn reoffer_answer(acts: &[CallAction]) -> Option<String> {
+    acts.iter().find_map(|a| match a {
+        CallAction::ReplyReoffer {
+            answer: Ok(Some(sdp)),
+            ..
+        } => Some(sdp.clone()),
+        _ => None,
+    })
+}
+
+fn o_line(sdp: &str) -> String {
+    sdp.lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
-fn a_reinvite_to_a_new_address_is_followed_and_answered_with_a_new_version() {
+fn a_reinvite_to_a_new_address_is_followed_and_a_refresh_keeps_the_version() {
     let mut h = H::new(arrival("soporte"));
     let acts = h.ev(CallEvent::CallerReoffer {
         req: ReqId(2),
         sdp: Some(OFFER.replace("40000", "40010").into_bytes()),
+        invite: true,
     });
     assert!(acts.contains(&CallAction::SetCallerPeer {
         peer: "127.0.0.1:40010".parse().expect("addr")
@@ -699,9 +727,160 @@ fn a_reinvite_to_a_new_address_is_followed_and_answered_with_a_new_version() {
         call: CallId(7),
         role: LegRole::Caller,
     });
-    let want = format!("o=centralita {} {} ", session.id, session.id + 1);
-    assert!(acts.iter().any(|a| matches!(a,
-        CallAction::ReplyReoffer { answer: Ok(Some(sdp)), .. } if sdp.contains(&want))));
+    // Nothing we state changed: the same version (RFC 3264 §8).
+    let same = format!("o=centralita {} {} ", session.id, session.id);
+    let first = reoffer_answer(&acts).unwrap_or_default();
+    assert!(first.contains(&same), "{first}");
+    // The caller holds: our answer says recvonly, a new version.
+    let acts = h.ev(CallEvent::CallerReoffer {
+        req: ReqId(3),
+        sdp: Some(format!("{OFFER}a=sendonly\r\n").into_bytes()),
+        invite: true,
+    });
+    let held = reoffer_answer(&acts).unwrap_or_default();
+    assert!(held.contains("a=recvonly"), "{held}");
+    assert!(held.contains(&format!("o=centralita {} {} ", session.id, session.id + 1)));
+    // The same hold again (a session refresh): the same answer, same version.
+    let acts = h.ev(CallEvent::CallerReoffer {
+        req: ReqId(4),
+        sdp: Some(format!("{OFFER}a=sendonly\r\n").into_bytes()),
+        invite: true,
+    });
+    assert_eq!(reoffer_answer(&acts), Some(held));
+}
+
+#[test]
+fn an_offerless_reinvite_gets_our_offer_and_an_update_without_sdp_gets_none() {
+    let mut h = H::new(arrival("soporte"));
+    let acts = h.ev(CallEvent::CallerReoffer {
+        req: ReqId(2),
+        sdp: None,
+        invite: true,
+    });
+    let ours = reoffer_answer(&acts).unwrap_or_default();
+    assert!(ours.contains("m=audio 30000 RTP/AVP 0"), "{ours}");
+    let acts = h.ev(CallEvent::CallerReoffer {
+        req: ReqId(3),
+        sdp: None,
+        invite: false,
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyReoffer {
+            req: ReqId(3),
+            answer: Ok(None)
+        }]
+    );
+}
+
+// ---------------------------------------------------------------- hold
+
+fn agent_offer(extra: &str, conn: &str) -> Vec<u8> {
+    format!("v=0\r\no=phone 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 42000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n{extra}").into_bytes()
+}
+
+fn agent_reoffer(h: &mut H, req: u64, sdp: Vec<u8>) -> Vec<CallAction> {
+    h.ev(CallEvent::AgentReoffer {
+        leg: leg(0),
+        req: ReqId(req),
+        sdp: Some(sdp),
+        invite: true,
+    })
+}
+
+#[test]
+fn the_agent_holding_with_sendonly_puts_the_caller_on_hold_music() {
+    let mut h = H::bridged();
+    let acts = agent_reoffer(&mut h, 1, agent_offer("a=sendonly\r\n", "127.0.0.1"));
+    assert!(acts.contains(&CallAction::HoldCaller));
+    assert!(acts.contains(&CallAction::HoldMusic(true)));
+    assert!(acts.contains(&CallAction::Count(CallCount::OnHold(true))));
+    let answer = reoffer_answer(&acts).unwrap_or_default();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(
+        answer.contains("m=audio 31000 "),
+        "our agent-side port: {answer}"
+    );
+    // The caller's keys do not reach the agent while on hold.
+    let acts = h.ev(CallEvent::CallerInfo {
+        req: ReqId(9),
+        content_type: "application/dtmf-relay".into(),
+        body: b"Signal=5\r\nDuration=160\r\n".to_vec(),
+    });
+    assert!(!acts.contains(&CallAction::SendDigitToAgent('5')));
+}
+
+#[test]
+fn the_old_hold_form_and_inactive_hold_too_and_sendrecv_resumes() {
+    for (extra, conn) in [("", "0.0.0.0"), ("a=inactive\r\n", "127.0.0.1")] {
+        let mut h = H::bridged();
+        let acts = agent_reoffer(&mut h, 1, agent_offer(extra, conn));
+        assert!(acts.contains(&CallAction::HoldCaller), "{extra} {conn}");
+        assert!(
+            !acts
+                .iter()
+                .any(|a| matches!(a, CallAction::SetAgentPeer { .. })),
+            "0.0.0.0 is not an address to follow"
+        );
+        h.now += Duration::from_secs(30);
+        let acts = agent_reoffer(&mut h, 2, agent_offer("a=sendrecv\r\n", "127.0.0.1"));
+        assert!(acts.contains(&CallAction::ResumeCaller));
+        assert!(acts.contains(&CallAction::HoldMusic(false)));
+        assert!(acts.contains(&CallAction::Count(CallCount::OnHold(false))));
+        let stats = h.core.hold_stats();
+        assert_eq!((stats.count, stats.total), (1, Duration::from_secs(30)));
+    }
+}
+
+#[test]
+fn a_refresh_from_the_agent_is_answered_with_the_same_version_and_a_move_is_followed() {
+    let mut h = H::bridged();
+    let acts = agent_reoffer(&mut h, 1, agent_offer("a=sendrecv\r\n", "127.0.0.1"));
+    let first = reoffer_answer(&acts).unwrap_or_default();
+    assert!(!acts.contains(&CallAction::HoldCaller));
+    let acts = agent_reoffer(&mut h, 2, agent_offer("a=sendrecv\r\n", "127.0.0.1"));
+    assert_eq!(
+        o_line(&reoffer_answer(&acts).unwrap_or_default()),
+        o_line(&first)
+    );
+    let moved = String::from_utf8_lossy(&agent_offer("", "127.0.0.1")).replace("42000", "42010");
+    let acts = agent_reoffer(&mut h, 3, moved.into_bytes());
+    assert!(acts.contains(&CallAction::SetAgentPeer {
+        peer: "127.0.0.1:42010".parse().expect("addr")
+    }));
+}
+
+#[test]
+fn a_caller_who_hangs_up_on_hold_leaves_the_gauge_balanced() {
+    let mut h = H::bridged();
+    agent_reoffer(&mut h, 1, agent_offer("a=sendonly\r\n", "127.0.0.1"));
+    h.ev(CallEvent::CallerEnded(LegEnd::CallerBye));
+    assert_eq!(
+        h.count(|a| *a == CallAction::Count(CallCount::OnHold(true))),
+        1
+    );
+    assert_eq!(
+        h.count(|a| *a == CallAction::Count(CallCount::OnHold(false))),
+        1
+    );
+}
+
+#[test]
+fn a_reinvite_from_a_leg_that_is_not_the_bridged_one_is_refused_481() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::AgentReoffer {
+        leg: leg(3),
+        req: ReqId(1),
+        sdp: Some(agent_offer("", "127.0.0.1")),
+        invite: true,
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyReoffer {
+            req: ReqId(1),
+            answer: Err(481)
+        }]
+    );
 }
 
 // ------------------------------------------------------------ transfer
@@ -1009,7 +1188,10 @@ fn the_live_view_follows_the_call() {
         leg: leg(0),
         sdp: answer_sdp(42000),
     });
-    h.ev(CallEvent::AgentBridged { leg: leg(0) });
+    h.ev(CallEvent::AgentBridged {
+        leg: leg(0),
+        local: agent_local(),
+    });
     assert_eq!(h.core.view().state, CallState::OnCall);
     assert_eq!(h.core.view().language, "es");
 }

@@ -267,6 +267,28 @@ impl MediaSession {
         Ok(())
     }
 
+    /// Stop relaying what this leg receives (its forward is set aside, not
+    /// dropped): a prompt for the other leg alone, or a hold. `false` if
+    /// it was set aside already (or the leg is not bridged).
+    pub fn park(&self) -> bool {
+        match (self.forward.lock(), self.parked.lock()) {
+            (Ok(mut f), Ok(mut p)) if p.is_none() && f.is_some() => {
+                *p = f.take();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Relay what this leg receives again, as before [`MediaSession::park`].
+    pub fn unpark(&self) {
+        if let (Ok(mut f), Ok(mut p)) = (self.forward.lock(), self.parked.lock()) {
+            if let Some(parked) = p.take() {
+                *f = Some(parked);
+            }
+        }
+    }
+
     /// Play prompts to this bridged leg's peer only: what `other` receives
     /// stops being relayed here meanwhile (so the two streams do not
     /// interleave), and flows again with [`MediaSession::resume_bridge`].
@@ -278,14 +300,7 @@ impl MediaSession {
         prompts: Vec<Arc<Prompt>>,
         token: u64,
     ) -> std::io::Result<()> {
-        let parked_now = match (other.forward.lock(), other.parked.lock()) {
-            (Ok(mut f), Ok(mut p)) if p.is_none() => {
-                *p = f.take();
-                true
-            }
-            _ => false,
-        };
-        if parked_now {
+        if other.park() {
             self.rejoin_clock()?;
         }
         self.play(prompts, token);
@@ -295,12 +310,31 @@ impl MediaSession {
     /// After [`MediaSession::play_in_bridge`]: the clock stops playing to
     /// this leg and `other`'s packets are relayed to it again.
     pub fn resume_bridge(&self, other: &MediaSession) {
-        self.clock.send(ClockCommand::Remove { id: self.id });
-        if let (Ok(mut f), Ok(mut p)) = (other.forward.lock(), other.parked.lock()) {
-            if let Some(parked) = p.take() {
-                *f = Some(parked);
-            }
+        self.leave_clock();
+        other.unpark();
+    }
+
+    /// Hold: neither leg's packets are relayed, and the clock plays to
+    /// this leg again (hold music). [`MediaSession::unhold`] undoes it.
+    pub fn hold(&self, other: &MediaSession) -> std::io::Result<()> {
+        let parked = self.park();
+        other.park();
+        if parked {
+            self.rejoin_clock()?;
         }
+        Ok(())
+    }
+
+    /// After [`MediaSession::hold`]: bridged again both ways.
+    pub fn unhold(&self, other: &MediaSession) {
+        self.leave_clock();
+        self.unpark();
+        other.unpark();
+    }
+
+    /// The media clock stops playing to this leg (it is bridged).
+    fn leave_clock(&self) {
+        self.clock.send(ClockCommand::Remove { id: self.id });
     }
 
     /// Send one key on to the leg this one is bridged to, as RFC 4733

@@ -52,10 +52,11 @@ pub enum LegEvent {
         body: Vec<u8>,
         reply: InfoReply,
     },
-    /// A re-INVITE or UPDATE (hold, a new address, a session refresh):
-    /// answer it with [`OfferReply`].
+    /// A re-INVITE (`invite`) or UPDATE (hold, a new address, a session
+    /// refresh): answer it with [`OfferReply`].
     Reoffer {
         sdp: Option<Vec<u8>>,
+        invite: bool,
         reply: OfferReply,
     },
     /// The leg is over.
@@ -146,6 +147,14 @@ pub enum AgentLegEvent {
     /// The agent's phone asks to transfer the caller (REFER): the user part
     /// of its Refer-To (a queue's name or an agent's SIP user).
     Refer { target: String, reply: ReferReply },
+    /// A re-INVITE (`invite`) or UPDATE from the agent's phone (hold,
+    /// resume, a new address, a session refresh): answer it with
+    /// [`OfferReply`].
+    Reoffer {
+        sdp: Option<Vec<u8>>,
+        invite: bool,
+        reply: OfferReply,
+    },
     /// The established leg ended (BYE from the agent, or ours).
     Ended(LegEnd),
 }
@@ -738,8 +747,13 @@ async fn watch_agent_leg(
                         .to_string();
                     let _ = events.send(AgentLegEvent::Refer { target, reply: ReferReply(handle) });
                 }
-                Some(DialogState::Updated(_, _, handle))
-                | Some(DialogState::Notify(_, _, handle))
+                Some(DialogState::Updated(_, req, handle)) => {
+                    let body = req.body().clone();
+                    let sdp = (!body.is_empty()).then_some(body);
+                    let invite = req.method == Method::Invite;
+                    let _ = events.send(AgentLegEvent::Reoffer { sdp, invite, reply: OfferReply(handle) });
+                }
+                Some(DialogState::Notify(_, _, handle))
                 | Some(DialogState::Message(_, _, handle))
                 | Some(DialogState::Publish(_, _, handle)) => {
                     let _ = handle.reply(StatusCode::NotAcceptableHere).await;
@@ -794,8 +808,10 @@ async fn watch_dialog(
             DialogState::Updated(_, req, handle) => {
                 let body = req.body().clone();
                 let sdp = (!body.is_empty()).then_some(body);
+                let invite = req.method == Method::Invite;
                 let _ = events.send(LegEvent::Reoffer {
                     sdp,
+                    invite,
                     reply: OfferReply(handle),
                 });
             }

@@ -28,6 +28,8 @@ pub struct PhoneLog {
     pub answer: Answer,
     cseq: u32,
     pub requests: Vec<Msg>,
+    /// Responses to the phone's own requests (re-INVITE, REFER).
+    pub responses: Vec<Msg>,
     pub rtp: Vec<RtpIn>,
     /// Where the controller sends the bridged call's RTP from.
     pub remote_rtp: Option<SocketAddr>,
@@ -140,18 +142,63 @@ impl AgentPhone {
         self.in_dialog("REFER", &extra).await;
     }
 
-    async fn in_dialog(&self, method: &str, extra: &str) {
+    /// Re-INVITE the call with `sdp` (hold, resume, a refresh): the final
+    /// response (ACKed when 2xx), if one comes within 5 s.
+    pub async fn reinvite(&self, sdp: &str) -> Option<Msg> {
+        let cseq = self
+            .in_dialog_with("INVITE", "Content-Type: application/sdp\r\n", sdp)
+            .await;
+        let final_response = |l: &PhoneLog| {
+            l.responses
+                .iter()
+                .find(|m| {
+                    m.status().is_some_and(|s| s >= 200)
+                        && m.header("cseq") == Some(format!("{cseq} INVITE").as_str())
+                })
+                .cloned()
+        };
+        let log = Arc::clone(&self.log);
+        let mut found = None;
+        super::wait_until(Duration::from_secs(5), "the re-INVITE's answer", || {
+            found = log.lock().ok().and_then(|l| final_response(&l));
+            found.is_some()
+        })
+        .await;
+        let resp = found?;
+        if resp.status().is_some_and(|s| (200..300).contains(&s)) {
+            self.ack(cseq).await;
+        }
+        Some(resp)
+    }
+
+    async fn ack(&self, cseq: u32) {
         let Some(inv) = self.requests("INVITE").pop() else {
             return;
         };
         let me = self.sip.local_addr().expect("addr");
-        let contact = inv.header("contact").unwrap_or_default();
-        let target = contact
-            .trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let target = contact_uri(&inv);
+        let ack = format!(
+            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            n = rand_u64(),
+            to = inv.header("to").unwrap_or_default(),
+            from = inv.header("from").unwrap_or_default(),
+            cid = inv.header("call-id").unwrap_or_default(),
+        );
+        let _ = self.sip.send_to(ack.as_bytes(), self.server).await;
+    }
+
+    async fn in_dialog(&self, method: &str, extra: &str) {
+        self.in_dialog_with(method, extra, "").await;
+    }
+
+    /// Send a request in the dialog of the last INVITE the phone got; its
+    /// CSeq number.
+    async fn in_dialog_with(&self, method: &str, extra: &str, body: &str) -> u32 {
+        let Some(inv) = self.requests("INVITE").pop() else {
+            return 0;
+        };
+        let me = self.sip.local_addr().expect("addr");
+        let target = contact_uri(&inv);
         let to = inv.header("to").unwrap_or_default();
         let from = inv.header("from").unwrap_or_default();
         let seq = self
@@ -163,11 +210,13 @@ impl AgentPhone {
             })
             .unwrap_or(1);
         let bye = format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {seq} {method}\r\nContact: <sip:phone@{me}>\r\n{extra}Content-Length: 0\r\n\r\n",
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n};rport\r\nMax-Forwards: 70\r\nFrom: {to};tag=phone1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {seq} {method}\r\nContact: <sip:phone@{me}>\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+            len = body.len(),
             n = rand_u64(),
             cid = inv.header("call-id").unwrap_or_default(),
         );
         let _ = self.sip.send_to(bye.as_bytes(), self.server).await;
+        seq
     }
 
     pub fn set_answer(&self, a: Answer) {
@@ -268,6 +317,17 @@ impl Drop for AgentPhone {
     }
 }
 
+/// The URI in a message's Contact header.
+fn contact_uri(m: &Msg) -> String {
+    m.header("contact")
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn response(req: &Msg, status: &str, extra: &str, body: &str) -> String {
     let mut r = format!("SIP/2.0 {status}\r\n");
     for (k, v) in &req.headers {
@@ -292,6 +352,9 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
             continue;
         };
         if m.method().is_none() {
+            if let Ok(mut l) = log.lock() {
+                l.responses.push(m);
+            }
             continue;
         }
         if let Ok(mut l) = log.lock() {

@@ -16,6 +16,8 @@
 //! still up, tells the ACD once, releases its line once and reports the
 //! outcome last ([`CallAction::Finished`]); after that it ignores events.
 
+mod hold;
+
 use super::keypad::{Keypad, KeypadAction};
 use super::{
     AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, KeypadResult, LegId, LegRole, ReqId,
@@ -146,8 +148,8 @@ struct Offer {
     /// An answer that came while a callback request was pending: bridged
     /// if the ACD refuses the callback, hung up if it holds it.
     held_answer: Option<(AgentLegRef, Vec<u8>)>,
-    /// Bridging this leg (waiting for `AgentBridged`).
-    bridging: Option<AgentLegRef>,
+    /// Bridging this leg (waiting for `AgentBridged`), with its answer.
+    bridging: Option<(AgentLegRef, Negotiated)>,
 }
 
 #[derive(Debug)]
@@ -159,6 +161,11 @@ struct Bridge {
     agent_gone: bool,
     /// A prompt playing to the agent (its token).
     to_agent: Option<u64>,
+    /// The agent leg's media as last negotiated, and our SDP on it.
+    agent_media: Negotiated,
+    agent_sdp: LegSdp,
+    /// Since when the agent holds the caller.
+    held_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -178,6 +185,8 @@ enum CallerEnd {
     Reject(u16),
 }
 
+use hold::{HoldStats, LegSdp};
+
 /// One call's decisions (sans-IO).
 pub struct CallCore {
     id: CallId,
@@ -190,7 +199,11 @@ pub struct CallCore {
     media: Option<Negotiated>,
     answered: bool,
     confirmed: bool,
-    sdp: SdpSession,
+    /// Our SDP towards the caller.
+    sdp: LegSdp,
+    /// The time of the event being handled (hold times end with the call).
+    now: Instant,
+    holds: HoldStats,
     token: u64,
     announced: bool,
     /// The prompts playing end the call (goodbye, a queue's message).
@@ -215,10 +228,15 @@ impl CallCore {
         let prefix = settings.config.features.transfer_prefix.clone();
         let mut core = CallCore {
             id: arrival.call,
-            sdp: SdpSession::for_leg(LegId {
-                call: arrival.call,
-                role: LegRole::Caller,
-            }),
+            sdp: LegSdp::new(
+                SocketAddr::new(arrival.local_ip, arrival.rtp_port.unwrap_or_default()),
+                SdpSession::for_leg(LegId {
+                    call: arrival.call,
+                    role: LegRole::Caller,
+                }),
+            ),
+            now,
+            holds: HoldStats::default(),
             holds_line: arrival.holds_line,
             settings,
             arrival,
@@ -248,6 +266,7 @@ impl CallCore {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        self.now = now;
         self.revision += 1;
         match ev {
             CallEvent::FeatureApplied { known } => self.feature_applied(now, known),
@@ -259,7 +278,9 @@ impl CallCore {
                 content_type,
                 body,
             } => self.info(now, req, &content_type, &body),
-            CallEvent::CallerReoffer { req, sdp } => self.reoffer(req, sdp.as_deref()),
+            CallEvent::CallerReoffer { req, sdp, invite } => {
+                self.reoffer(req, sdp.as_deref(), invite)
+            }
             CallEvent::CallerEnded(end) => self.caller_ended(end),
             CallEvent::CallerDigit { digit, source } => self.caller_digit(now, digit, source),
             CallEvent::CallerPlaybackFinished { token } => self.playback_finished(now, token),
@@ -271,7 +292,13 @@ impl CallCore {
             CallEvent::OfferRung { offer, contacts } => self.offer_rung(offer, contacts),
             CallEvent::AgentAnswered { leg, sdp } => self.agent_answered(leg, sdp),
             CallEvent::AgentFailed { leg, status } => self.agent_failed(leg, status),
-            CallEvent::AgentBridged { leg } => self.agent_bridged(leg),
+            CallEvent::AgentBridged { leg, local } => self.agent_bridged(leg, local),
+            CallEvent::AgentReoffer {
+                leg,
+                req,
+                sdp,
+                invite,
+            } => self.agent_reoffer(now, leg, req, sdp.as_deref(), invite),
             CallEvent::AgentBridgeFailed { leg } => self.bridge_failed(leg),
             CallEvent::AgentRefer { leg, req, target } => self.refer(leg, req, &target),
             CallEvent::AgentEnded { leg } => self.agent_ended(leg),
@@ -293,6 +320,7 @@ impl CallCore {
 
     /// Fire every deadline that `now` has reached.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         for t in TIMERS {
             if matches!(self.phase, Phase::Ended) {
                 return;
@@ -444,6 +472,7 @@ impl CallCore {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        self.leave_hold(self.now);
         let legs: Vec<AgentLegRef> = self.legs.iter().copied().collect();
         for leg in legs {
             self.hang_up_leg(leg);
@@ -575,9 +604,13 @@ impl CallCore {
     fn answer(&mut self, now: Instant) {
         let ip = self.arrival.local_ip;
         let port = self.arrival.rtp_port.unwrap_or_default();
+        let session = self.sdp.session.id;
         let local = match &self.media {
-            Some(n) => sdp::build_answer(ip, port, n, self.sdp.id),
-            None => sdp::build_offer(ip, port, self.sdp.id),
+            Some(n) => {
+                self.sdp.answered(n);
+                sdp::build_answer(ip, port, n, session)
+            }
+            None => sdp::build_offer(ip, port, session),
         };
         self.answered = true;
         self.emit(CallAction::Answer { sdp: local });
@@ -658,7 +691,10 @@ impl CallCore {
         match parse_info_body(content_type, body) {
             Ok(digit) => {
                 self.emit(CallAction::ReplyInfo { req, status: 200 });
-                if matches!(self.phase, Phase::Bridged(_)) {
+                if self.on_hold() {
+                    // On hold: the agent does not hear the caller's keys.
+                    self.count(CallCount::Digit(DigitSource::Info));
+                } else if matches!(self.phase, Phase::Bridged(_)) {
                     // Talking to an agent: the key goes on to the agent.
                     self.emit(CallAction::SendDigitToAgent(digit));
                 } else {
@@ -672,27 +708,28 @@ impl CallCore {
         }
     }
 
-    /// A re-INVITE or UPDATE: keep the codec, follow a new address.
-    fn reoffer(&mut self, req: ReqId, body: Option<&[u8]>) {
-        let answer = self.reanswer(body);
+    /// A re-INVITE or UPDATE: keep the codec, follow a new address; a
+    /// refresh that changes nothing is answered with the same version.
+    fn reoffer(&mut self, req: ReqId, body: Option<&[u8]>, invite: bool) {
+        let answer = self.reanswer(body, invite);
         self.emit(CallAction::ReplyReoffer { req, answer });
     }
 
-    fn reanswer(&mut self, body: Option<&[u8]>) -> Result<Option<String>, u16> {
+    fn reanswer(&mut self, body: Option<&[u8]>, invite: bool) -> Result<Option<String>, u16> {
         let Some(current) = &self.media else {
             return Err(491);
         };
         let Some(body) = body else {
-            // A refresh without SDP (UPDATE) needs none back.
-            return Ok(None);
+            // An UPDATE without SDP needs none back; a re-INVITE without
+            // one gets our offer (the session as it stands).
+            return Ok(invite.then(|| self.sdp.offer(current)));
         };
         let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
         let n = sdp::negotiate_with(&remote, &[current.codec]).map_err(|e| e.sip_status())?;
-        self.emit(CallAction::SetCallerPeer { peer: n.remote_rtp });
-        let version = self.sdp.next_version();
-        let port = self.arrival.rtp_port.unwrap_or_default();
-        let answer = sdp::build_reanswer(self.arrival.local_ip, port, &n, self.sdp.id, version);
-        Ok(Some(answer))
+        if n.may_send() || !n.remote_rtp.ip().is_unspecified() {
+            self.emit(CallAction::SetCallerPeer { peer: n.remote_rtp });
+        }
+        Ok(Some(self.sdp.answer(&n)))
     }
 
     fn caller_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
@@ -1028,7 +1065,7 @@ impl CallCore {
         let agent = o.agent.clone();
         match sdp::parse_answer(answer) {
             Ok(remote) => {
-                o.bridging = Some(leg);
+                o.bridging = Some((leg, remote.clone()));
                 self.hang_up_offer(leg.offer, Some(leg));
                 self.emit(CallAction::BridgeAgent { leg, remote });
             }
@@ -1056,10 +1093,12 @@ impl CallCore {
         }
     }
 
-    fn agent_bridged(&mut self, leg: AgentLegRef) {
-        let Some(o) = self
-            .offer_mut(leg.offer)
-            .filter(|o| o.bridging == Some(leg))
+    fn agent_bridged(&mut self, leg: AgentLegRef, local: SocketAddr) {
+        let codec = self.media.clone();
+        let Some(o) = self.offer_mut(leg.offer) else {
+            return self.hang_up_leg(leg);
+        };
+        let (Some((_, answer)), Some(codec)) = (o.bridging.take_if(|(l, _)| *l == leg), codec)
         else {
             return self.hang_up_leg(leg);
         };
@@ -1067,12 +1106,19 @@ impl CallCore {
         tracing::info!(%agent, "caller and agent connected");
         let prefix = self.settings.config.features.transfer_prefix.clone();
         self.keypad = Keypad::new(&prefix);
+        let session = SdpSession::for_leg(LegId {
+            call: self.id,
+            role: LegRole::Agent { offer: leg.offer },
+        });
         self.phase = Phase::Bridged(Bridge {
             agent: agent.clone(),
             leg,
             transfer: None,
             agent_gone: false,
             to_agent: None,
+            agent_media: answer,
+            agent_sdp: LegSdp::offered(local, session, &codec),
+            held_since: None,
         });
         self.ask_acd(AcdRequest::AgentAnswered { agent });
     }
@@ -1119,7 +1165,7 @@ impl CallCore {
         let Phase::Bridged(b) = &mut self.phase else {
             // An answered leg of an offer that was withdrawn meanwhile.
             if let Some(o) = self.offer_mut(leg.offer) {
-                if o.bridging == Some(leg) {
+                if o.bridging.as_ref().is_some_and(|(l, _)| *l == leg) {
                     let agent = o.agent.clone();
                     self.offer_lost(agent, OfferFailReason::Rejected);
                 }
@@ -1203,6 +1249,10 @@ impl CallCore {
     /// The ACD took the transfer: the agent's leg ends, the caller hears
     /// "transferring" then hold music while it waits again.
     fn transferred(&mut self) {
+        if !matches!(&self.phase, Phase::Bridged(b) if b.transfer.is_some()) {
+            return;
+        }
+        self.leave_hold(self.now);
         let Phase::Bridged(b) = &mut self.phase else {
             return;
         };
@@ -1271,8 +1321,12 @@ impl CallCore {
         self.tell_agent_transfer_failed();
     }
 
-    /// "Transfer failed", to the agent only.
+    /// "Transfer failed", to the agent only (not while it holds the caller:
+    /// the caller would hear nothing of the agent meanwhile anyway).
     fn tell_agent_transfer_failed(&mut self) {
+        if self.on_hold() {
+            return;
+        }
         let Phase::Bridged(b) = &mut self.phase else {
             return;
         };

@@ -1,0 +1,106 @@
+//! Hold, resume and session refreshes from the agent's phone, end to end:
+//! a re-INVITE with `a=sendonly` (or the old `c=0.0.0.0`) puts the caller on
+//! the hold music, `a=sendrecv` bridges them again, and a refresh that
+//! changes nothing is answered with the same SDP version.
+
+mod common;
+
+use common::phone::{caller_put_through, AgentPhone, PHONE_SSRC};
+use common::*;
+
+/// The phone's SDP, at its RTP port, with `c=` `conn` and `extra` lines.
+fn phone_sdp(phone: &AgentPhone, conn: &str, extra: &str) -> String {
+    let port = phone.rtp.local_addr().expect("addr").port();
+    format!(
+        "v=0\r\no=phone 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n{extra}"
+    )
+}
+
+fn o_line(m: &Msg) -> String {
+    String::from_utf8_lossy(&m.body)
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The agent holds with `conn`/`extra`: answered 200 recvonly (or
+/// inactive), the caller hears the hold music, the gauge says so; then
+/// sendrecv: bridged again, the caller hears the agent.
+async fn hold_and_resume(conn: &str, extra: &str, answered: &str) {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let mark = caller.packets().len();
+    let resp = ana
+        .reinvite(&phone_sdp(&ana, conn, extra))
+        .await
+        .expect("an answer to the hold");
+    assert_eq!(resp.status(), Some(200), "never 488 for a hold");
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert!(body.contains(answered), "{body}");
+    wait_metric(&server, "centralita_calls_on_hold", 1.0).await;
+    let corr = heard_after(&caller, mark, "music", "hold").await;
+    assert!(corr >= 0.9, "the caller hears the hold music: {corr:.3}");
+    // Resume: bridged both ways again.
+    let resp = ana
+        .reinvite(&phone_sdp(&ana, "127.0.0.1", "a=sendrecv\r\n"))
+        .await
+        .expect("an answer to the resume");
+    assert_eq!(resp.status(), Some(200));
+    assert!(String::from_utf8_lossy(&resp.body).contains("a=sendrecv"));
+    assert_eq!(scrape(&server, "centralita_calls_on_hold").await, 0.0);
+    let mark = caller.packets().len();
+    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
+    wait_until(WAIT, "the caller hears the agent again", || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC)
+    })
+    .await;
+    caller.send_audio(&vec![vec![0x55u8; 160]; 25]).await;
+    wait_until(WAIT, "the agent hears the caller again", || {
+        ana.rtp_packets()
+            .iter()
+            .any(|p| p.payload.iter().all(|b| *b == 0x55))
+    })
+    .await;
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_holds_with_sendonly_and_resumes() {
+    hold_and_resume("127.0.0.1", "a=sendonly\r\n", "a=recvonly").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_holds_with_the_old_zero_address_form_and_resumes() {
+    hold_and_resume("0.0.0.0", "", "a=recvonly").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_refreshes_on_both_legs_are_answered_with_the_same_version() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    // The agent's phone refreshes the session twice with the same SDP.
+    let sdp = phone_sdp(&ana, "127.0.0.1", "a=sendrecv\r\n");
+    let first = ana.reinvite(&sdp).await.expect("answer");
+    let second = ana.reinvite(&sdp).await.expect("answer");
+    assert_eq!((first.status(), second.status()), (Some(200), Some(200)));
+    assert_eq!(o_line(&first), o_line(&second), "same version");
+    // And the caller's phone too.
+    let offer = sdp_offer(caller.rtp.local_addr().expect("addr"), "0 101");
+    let first = caller.reinvite(&offer).await.expect("answer");
+    let second = caller.reinvite(&offer).await.expect("answer");
+    assert_eq!((first.status(), second.status()), (Some(200), Some(200)));
+    assert_eq!(o_line(&first), o_line(&second), "same version");
+    // Still bridged: the agent is on the call.
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("on_call")
+    );
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}
