@@ -104,3 +104,37 @@ async fn session_refreshes_on_both_legs_are_answered_with_the_same_version() {
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_keypad_code_holds_and_resumes_for_phones_without_a_hold_key() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let mark = caller.packets().len();
+    for k in "##0#".chars() {
+        ana.send_rfc4733(k).await;
+    }
+    wait_metric(&server, "centralita_calls_on_hold", 1.0).await;
+    let corr = heard_after(&caller, mark, "music", "hold").await;
+    assert!(corr >= 0.9, "the caller hears the hold music: {corr:.3}");
+    for k in "##0#".chars() {
+        ana.send_rfc4733(k).await;
+    }
+    wait_until(WAIT, "resumed", || {
+        metric(&server.metrics.render(), "centralita_calls_on_hold") == 0.0
+    })
+    .await;
+    let mark = caller.packets().len();
+    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
+    wait_until(WAIT, "the caller hears the agent again", || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC)
+    })
+    .await;
+    assert!(
+        ana.requests("BYE").is_empty(),
+        "the call goes on with the agent"
+    );
+    server.shutdown().await;
+}

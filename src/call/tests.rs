@@ -1242,3 +1242,21 @@ fn a_pcma_offer_is_answered_in_pcma() {
         matches!(h.log.first(), Some(CallAction::Answer { sdp }) if sdp.contains("m=audio 30000 RTP/AVP 8 101"))
     );
 }
+
+#[test]
+fn the_keypad_hold_code_holds_and_resumes_the_caller() {
+    let mut h = H::bridged();
+    let mut acts = Vec::new();
+    for k in "##0#".chars() {
+        acts.extend(h.agent_key(k));
+    }
+    assert!(acts.contains(&CallAction::HoldCaller));
+    assert!(acts.contains(&CallAction::HoldMusic(true)));
+    assert!(acd(&acts).is_empty(), "not a transfer");
+    let mut acts = Vec::new();
+    for k in "##0#".chars() {
+        acts.extend(h.agent_key(k));
+    }
+    assert!(acts.contains(&CallAction::ResumeCaller));
+    assert_eq!(h.core.hold_stats().count, 1);
+}

@@ -174,6 +174,11 @@ pub struct FeatureCodes {
     /// extension and `#`: the caller is transferred there.
     #[serde(default = "default_transfer_prefix")]
     pub transfer_prefix: String,
+    /// Typed after the transfer prefix and followed by `#` (`##0#` by
+    /// default): hold the caller, or resume it — for phones without a hold
+    /// key.
+    #[serde(default = "default_hold_code")]
+    pub hold: String,
 }
 
 impl FeatureCodes {
@@ -199,6 +204,7 @@ impl Default for FeatureCodes {
             pause: default_pause_code(),
             logout: default_logout_code(),
             transfer_prefix: default_transfer_prefix(),
+            hold: default_hold_code(),
         }
     }
 }
@@ -365,6 +371,9 @@ fn default_pause_code() -> String {
 }
 fn default_logout_code() -> String {
     "*13".into()
+}
+fn default_hold_code() -> String {
+    "0".into()
 }
 fn default_transfer_prefix() -> String {
     "##".into()

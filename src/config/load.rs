@@ -328,6 +328,13 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
             err(&key, format!("{code:?} is used by another feature"));
         }
     }
+    let hold = &f.features.hold;
+    if hold.is_empty() || !hold.chars().all(|c| c.is_ascii_digit()) {
+        err(
+            "features.hold",
+            "expected digits, e.g. \"0\" (##0# holds)".into(),
+        );
+    }
     validate_direct_numbers(f, &codes, err);
 }
 
@@ -360,6 +367,11 @@ fn validate_direct_numbers(
             );
         } else if codes.iter().any(|(_, c)| *c == number) {
             err(&key, format!("{number:?} is also a feature code"));
+        } else if *number == f.features.hold {
+            err(
+                &key,
+                format!("{number:?} is also the in-call hold code (features.hold)"),
+            );
         } else if f.agents.values().any(|a| &a.sip_user == number) && !key.starts_with("agents.") {
             err(&key, format!("{number:?} is also an agent's sip_user"));
         } else if !seen.insert(number.as_str()) {

@@ -191,6 +191,22 @@ mod tests {
     }
 
     #[test]
+    fn the_in_call_hold_code_is_digits_and_no_queues_number() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\nhold = \"7\"\n[queues.a]\nnumber = \"7\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        assert!(
+            errs.iter()
+                .any(|e| e.key == "queues.a.number" && e.message.contains("hold")),
+            "{errs:?}"
+        );
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\nhold = \"*\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        assert_eq!(errs[0].key, "features.hold", "{errs:?}");
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let text = "[numbers]\n\"100\" = \"idioma\"\n";
         let ov = Overrides {

@@ -166,7 +166,7 @@ impl CallCore {
     }
 
     /// The agent holds: the caller hears the hold music.
-    fn start_hold(&mut self, now: Instant) {
+    pub(super) fn start_hold(&mut self, now: Instant) {
         let Some(b) = self.bridge_mut() else { return };
         if b.held_since.is_some() {
             return;
@@ -184,7 +184,7 @@ impl CallCore {
     }
 
     /// The agent resumes: bridged both ways again.
-    fn end_hold(&mut self, now: Instant) {
+    pub(super) fn end_hold(&mut self, now: Instant) {
         if self.leave_hold(now) {
             tracing::info!("the agent resumes the call");
             self.emit(CallAction::HoldMusic(false));

@@ -1202,6 +1202,14 @@ impl CallCore {
                 }
             }
             KeypadAction::Cancelled => tracing::info!("the agent abandoned a feature code"),
+            KeypadAction::Transfer(target) if target == self.settings.config.features.hold => {
+                // The in-call hold code: hold, or resume.
+                if self.on_hold() {
+                    self.end_hold(self.now);
+                } else {
+                    self.start_hold(self.now);
+                }
+            }
             KeypadAction::Transfer(target) => match self.settings.config.transfer_target(&target) {
                 Some(to) => {
                     tracing::info!(%target, "the agent transfers the caller (keypad)");
