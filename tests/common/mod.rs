@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod baresip;
 pub mod phone;
 
 use centralita::config::Overrides;
@@ -16,6 +17,17 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A window of 2,000 RTP ports of its own for each server a test starts:
+/// tests run side by side on 127.0.0.1, and a port one server frees while a
+/// peer still sends to it must not be the next one another server hands an
+/// agent (whose RTP latches on to the first packet from the agent's host).
+fn rtp_window() -> centralita::config::PortRange {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let slot = (rand_u64() + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 20;
+    let low = 20_000 + slot * 2_000;
+    format!("{low}-{}", low + 1_999).parse().expect("range")
+}
 
 /// Start the controller on the shipped config with loopback, port-0 sockets.
 pub async fn start_server() -> Server {
@@ -46,7 +58,7 @@ pub async fn start_server_loaded(
     let ov = Overrides {
         sip_listen: Some("127.0.0.1:0".parse().expect("addr")),
         http_listen: Some("127.0.0.1:0".parse().expect("addr")),
-        rtp_ports: Some("30000-39999".parse().expect("range")),
+        rtp_ports: Some(rtp_window()),
         data_dir: Some(std::env::temp_dir().join("centralita-test-data")),
     };
     let mut loaded = load_all(config, &ov).unwrap_or_else(|p| panic!("config loads: {p:?}"));
