@@ -1,11 +1,13 @@
 //! Hold, resume and session refreshes from the agent's phone, end to end:
 //! a re-INVITE with `a=sendonly` (or the old `c=0.0.0.0`) puts the caller on
 //! the hold music, `a=sendrecv` bridges them again, and a refresh that
-//! changes nothing is answered with the same SDP version.
+//! changes nothing is answered with the same SDP version. The caller's own
+//! hold shows on the agent's phone (our re-INVITE), and an offer from the
+//! phone while ours waits is glare (491).
 
 mod common;
 
-use common::phone::{caller_put_through, AgentPhone, PHONE_SSRC};
+use common::phone::{caller_put_through, AgentPhone, Answer, PHONE_SSRC};
 use common::*;
 
 /// The phone's SDP, at its RTP port, with `c=` `conn` and `extra` lines.
@@ -136,5 +138,81 @@ async fn the_agents_keypad_code_holds_and_resumes_for_phones_without_a_hold_key(
         ana.requests("BYE").is_empty(),
         "the call goes on with the agent"
     );
+    server.shutdown().await;
+}
+
+/// The INVITEs the phone got whose SDP says `direction` (re-INVITEs of ours).
+fn phone_told(phone: &AgentPhone, direction: &str) -> usize {
+    phone
+        .requests("INVITE")
+        .iter()
+        .filter(|m| m.header("to").unwrap_or_default().contains("tag="))
+        .filter(|m| String::from_utf8_lossy(&m.body).contains(direction))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_hold_shows_on_the_agents_phone_and_resume_too() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let rtp = caller.rtp.local_addr().expect("addr");
+    let hold = sdp_offer(rtp, "0 101").replace("a=sendrecv", "a=sendonly");
+    let resp = caller.reinvite(&hold).await.expect("an answer to the hold");
+    assert_eq!(resp.status(), Some(200));
+    assert!(String::from_utf8_lossy(&resp.body).contains("a=recvonly"));
+    wait_until(WAIT, "the agent's phone told of the hold", || {
+        phone_told(&ana, "a=sendonly") == 1
+    })
+    .await;
+    let resp = caller
+        .reinvite(&sdp_offer(rtp, "0 101"))
+        .await
+        .expect("an answer to the resume");
+    assert_eq!(resp.status(), Some(200));
+    wait_until(WAIT, "the agent's phone told of the resume", || {
+        phone_told(&ana, "a=sendrecv") == 1
+    })
+    .await;
+    // Still bridged: the caller hears the agent.
+    let mark = caller.packets().len();
+    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
+    wait_until(WAIT, "the caller hears the agent", || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC)
+    })
+    .await;
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_from_the_agents_phone_while_our_reinvite_waits_is_glare_491() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    // The phone leaves our re-INVITE ringing.
+    ana.set_answer(Answer::Never);
+    let rtp = caller.rtp.local_addr().expect("addr");
+    let hold = sdp_offer(rtp, "0 101").replace("a=sendrecv", "a=sendonly");
+    assert_eq!(
+        caller.reinvite(&hold).await.and_then(|m| m.status()),
+        Some(200)
+    );
+    wait_until(WAIT, "our re-INVITE at the phone", || {
+        phone_told(&ana, "a=sendonly") == 1
+    })
+    .await;
+    let resp = ana
+        .reinvite(&phone_sdp(&ana, "127.0.0.1", "a=sendonly\r\n"))
+        .await
+        .expect("an answer to the phone's re-INVITE");
+    assert_eq!(resp.status(), Some(491), "glare");
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("on_call")
+    );
+    assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }

@@ -461,6 +461,9 @@ impl CallIo {
                 req: self.hold(Pending::Refer(reply)),
                 target,
             },
+            AgentLegEvent::ReofferAnswered(answer) => {
+                CallEvent::AgentReofferAnswered { leg, answer }
+            }
             AgentLegEvent::Ended(_) => {
                 self.agent_legs.remove(&leg);
                 CallEvent::AgentEnded { leg }
@@ -511,6 +514,7 @@ impl CallIo {
             CallAction::HangUpAgent { leg } => self.hang_up_agent(leg),
             CallAction::BridgeAgent { leg, remote } => return Some(self.bridge(leg, &remote)),
             CallAction::TransferDone { leg } => self.transfer_done(leg),
+            CallAction::ReofferAgent { leg, sdp } => self.reoffer_agent(leg, sdp),
             CallAction::TransferFailed { leg, status } => self.transfer_failed(leg, status),
             CallAction::Count(c) => self.count(&c),
             CallAction::ReleaseLine => self.line = None,
@@ -746,6 +750,19 @@ impl CallIo {
         MediaSession::bridge(caller, &agent, "caller_to_agent", "agent_to_caller", true);
         self.agent_media = Some(agent);
         CallEvent::AgentBridged { leg, local }
+    }
+
+    /// Our re-INVITE to the agent's phone, in the background: its answer
+    /// comes back as the leg's event.
+    fn reoffer_agent(&mut self, leg: AgentLegRef, sdp: String) {
+        let Some(l) = self.agent_legs.get(&leg).cloned() else {
+            return;
+        };
+        let tx = self.agent_tx.clone();
+        self.ctx.tracker.spawn(async move {
+            let answer = l.reoffer(sdp).await;
+            let _ = tx.send((leg, AgentLegEvent::ReofferAnswered(answer)));
+        });
     }
 
     fn transfer_done(&mut self, leg: AgentLegRef) {

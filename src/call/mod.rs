@@ -227,6 +227,12 @@ pub enum CallEvent {
         sdp: Option<Vec<u8>>,
         invite: bool,
     },
+    /// The agent's phone answered our re-INVITE ([`CallAction::ReofferAgent`]):
+    /// its SDP, or the error status (0: no answer at all).
+    AgentReofferAnswered {
+        leg: AgentLegRef,
+        answer: Result<Vec<u8>, u16>,
+    },
     /// An answered agent leg ended (the agent's BYE, or ours).
     AgentEnded {
         leg: AgentLegRef,
@@ -321,6 +327,12 @@ pub enum CallAction {
     HoldCaller,
     /// The agent resumes: bridged both ways again.
     ResumeCaller,
+    /// Re-INVITE the agent's phone with our offer (the caller's hold,
+    /// mirrored); answered with [`CallEvent::AgentReofferAnswered`].
+    ReofferAgent {
+        leg: AgentLegRef,
+        sdp: String,
+    },
     /// The agent's RTP goes to a new address (its re-INVITE).
     SetAgentPeer {
         peer: SocketAddr,

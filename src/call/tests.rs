@@ -883,6 +883,86 @@ fn a_reinvite_from_a_leg_that_is_not_the_bridged_one_is_refused_481() {
     );
 }
 
+fn caller_reoffer(h: &mut H, req: u64, direction: &str) -> Vec<CallAction> {
+    let sdp = format!("{OFFER}a={direction}\r\n");
+    h.ev(CallEvent::CallerReoffer {
+        req: ReqId(req),
+        sdp: Some(sdp.into_bytes()),
+        invite: true,
+    })
+}
+
+fn reoffered_agent(acts: &[CallAction]) -> Option<String> {
+    acts.iter().find_map(|a| match a {
+        CallAction::ReofferAgent { leg: l, sdp } if *l == leg(0) => Some(sdp.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_callers_hold_is_mirrored_to_the_agents_phone_and_resumed_with_it() {
+    let mut h = H::bridged();
+    let acts = caller_reoffer(&mut h, 1, "sendonly");
+    assert!(reoffer_answer(&acts).is_some_and(|a| a.contains("a=recvonly")));
+    let offer = reoffered_agent(&acts).unwrap_or_default();
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    assert!(
+        offer.contains("m=audio 31000 RTP/AVP 0"),
+        "our agent-side port: {offer}"
+    );
+    // The caller holds by itself: no music of ours, the agent is not held.
+    assert!(!acts.contains(&CallAction::HoldCaller));
+    assert!(!acts.contains(&CallAction::HoldMusic(true)));
+    // The caller resumes before the phone answered: told once it has.
+    let acts = caller_reoffer(&mut h, 2, "sendrecv");
+    assert!(reoffered_agent(&acts).is_none(), "one re-INVITE at a time");
+    let phone =
+        String::from_utf8_lossy(&answer_sdp(42000)).replace("\r\nm=", "\r\na=recvonly\r\nm=");
+    let acts = h.ev(CallEvent::AgentReofferAnswered {
+        leg: leg(0),
+        answer: Ok(phone.into_bytes()),
+    });
+    let offer = reoffered_agent(&acts).unwrap_or_default();
+    assert!(offer.contains("a=sendrecv"), "{offer}");
+    // Answered: nothing more to tell.
+    let acts = h.ev(CallEvent::AgentReofferAnswered {
+        leg: leg(0),
+        answer: Ok(answer_sdp(42000)),
+    });
+    assert!(reoffered_agent(&acts).is_none());
+    assert_eq!(h.state(), CallState::OnCall);
+}
+
+#[test]
+fn an_offer_from_the_agents_phone_while_our_reinvite_waits_is_glare_491() {
+    let mut h = H::bridged();
+    caller_reoffer(&mut h, 1, "sendonly");
+    let acts = agent_reoffer(&mut h, 2, agent_offer("a=sendonly\r\n", "127.0.0.1"));
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyReoffer {
+            req: ReqId(2),
+            answer: Err(491)
+        }]
+    );
+    // Our re-INVITE answered (or failed): the phone's retry is taken.
+    h.ev(CallEvent::AgentReofferAnswered {
+        leg: leg(0),
+        answer: Err(408),
+    });
+    let acts = agent_reoffer(&mut h, 3, agent_offer("a=sendonly\r\n", "127.0.0.1"));
+    assert!(reoffer_answer(&acts).is_some_and(|a| a.contains("a=recvonly")));
+    assert!(acts.contains(&CallAction::HoldCaller));
+}
+
+#[test]
+fn a_refresh_from_the_caller_tells_the_agents_phone_nothing() {
+    let mut h = H::bridged();
+    let acts = caller_reoffer(&mut h, 1, "sendrecv");
+    assert!(reoffer_answer(&acts).is_some());
+    assert!(reoffered_agent(&acts).is_none());
+}
+
 // ------------------------------------------------------------ transfer
 
 #[test]

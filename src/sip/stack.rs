@@ -155,6 +155,8 @@ pub enum AgentLegEvent {
         invite: bool,
         reply: OfferReply,
     },
+    /// The phone's answer to our re-INVITE ([`AgentLeg::reoffer`]).
+    ReofferAnswered(Result<Vec<u8>, u16>),
     /// The established leg ended (BYE from the agent, or ours).
     Ended(LegEnd),
 }
@@ -246,7 +248,29 @@ impl AgentLeg {
     pub async fn hangup(&self) {
         let _ = self.dialog.hangup().await;
     }
+
+    /// Re-INVITE the phone with our offer: its SDP answer, or the error
+    /// status (0 when no answer came). A 491 (glare) is retried once after
+    /// RFC 3261's random 2.1-4 s; a phone that never answers is given up
+    /// after 64·T1.
+    pub async fn reoffer(&self, sdp: String) -> Result<Vec<u8>, u16> {
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        let reinvite =
+            self.dialog
+                .reinvite_with_glare_retry(Some(headers), Some(sdp.into_bytes()), 2);
+        match tokio::time::timeout(REOFFER_TIMEOUT, reinvite).await {
+            Ok(Ok(Some(resp))) => match u16::from(resp.status_code.clone()) {
+                200 => Ok(resp.body().clone()),
+                status => Err(status),
+            },
+            Ok(Ok(None)) | Ok(Err(_)) => Err(0),
+            Err(_) => Err(408),
+        }
+    }
 }
+
+/// How long a re-INVITE of ours waits for the phone's answer (64·T1).
+const REOFFER_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// Receives the calls the adapter accepted.
 pub trait CallHandler: Send + Sync + 'static {

@@ -171,8 +171,17 @@ impl AgentPhone {
         Some(resp)
     }
 
+    /// The INVITE that opened the phone's last dialog (not a re-INVITE of
+    /// the controller's, which carries the phone's tag).
+    fn dialog_invite(&self) -> Option<Msg> {
+        self.requests("INVITE")
+            .into_iter()
+            .rev()
+            .find(|m| !m.header("to").unwrap_or_default().contains("tag="))
+    }
+
     async fn ack(&self, cseq: u32) {
-        let Some(inv) = self.requests("INVITE").pop() else {
+        let Some(inv) = self.dialog_invite() else {
             return;
         };
         let me = self.sip.local_addr().expect("addr");
@@ -194,7 +203,7 @@ impl AgentPhone {
     /// Send a request in the dialog of the last INVITE the phone got; its
     /// CSeq number.
     async fn in_dialog_with(&self, method: &str, extra: &str, body: &str) -> u32 {
-        let Some(inv) = self.requests("INVITE").pop() else {
+        let Some(inv) = self.dialog_invite() else {
             return 0;
         };
         let me = self.sip.local_addr().expect("addr");

@@ -8,6 +8,11 @@
 //! answered with our offer. While the agent holds, neither side hears the
 //! other and the caller hears the hold music; its keys reach the agent again
 //! once resumed, not meanwhile.
+//!
+//! The caller's own hold is mirrored: a re-INVITE of ours tells the agent's
+//! phone (`a=sendonly`, then `a=sendrecv` on resume), so that it shows the
+//! call held. While that re-INVITE waits for its answer, an offer from the
+//! agent's phone is glare and gets 491 (RFC 3261 §14.2); the phone retries.
 
 use super::{Bridge, CallCore, Phase};
 use crate::call::AgentLegRef;
@@ -29,6 +34,32 @@ impl HoldStats {
     fn add(&mut self, held: Duration) {
         self.total += held;
         self.longest = self.longest.max(held);
+    }
+}
+
+/// The caller's own hold, as the agent's phone knows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mirror {
+    /// The caller's phone holds (its last offer said so).
+    caller_held: bool,
+    /// The agent's phone holds (its last offer said so).
+    agent_phone_held: bool,
+    /// What the agent's phone was last told: the caller holds.
+    told: bool,
+    /// Our re-INVITE to the agent's phone waits for its answer.
+    pending: bool,
+}
+
+impl Mirror {
+    /// Our direction towards the agent's phone: we send unless the caller
+    /// holds, we hear it unless it holds.
+    fn direction(&self) -> Direction {
+        match (self.caller_held, self.agent_phone_held) {
+            (false, false) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (true, true) => Direction::Inactive,
+        }
     }
 }
 
@@ -99,9 +130,15 @@ impl LegSdp {
 
     /// Our offer for an offerless re-INVITE: the session as it stands.
     pub fn offer(&mut self, current: &Negotiated) -> String {
+        let direction = self.last.map_or(Direction::SendRecv, |l| l.direction);
+        self.offer_with(current, direction)
+    }
+
+    /// Our offer of the session as it stands, in `direction`.
+    pub fn offer_with(&mut self, current: &Negotiated, direction: Direction) -> String {
         let mut ours = current.clone();
         ours.media_lines.clear();
-        ours.direction = self.last.map_or(Direction::SendRecv, |l| l.direction);
+        ours.direction = direction;
         self.answer(&ours)
     }
 }
@@ -133,6 +170,10 @@ impl CallCore {
         if b.leg != leg {
             return Err(481);
         }
+        if b.mirror.pending {
+            // Glare: our own re-INVITE to this phone is unanswered.
+            return Err(491);
+        }
         let Some(body) = body else {
             return Ok(invite.then(|| b.agent_sdp.offer(&b.agent_media)));
         };
@@ -143,6 +184,7 @@ impl CallCore {
             && n.remote_rtp.port() != 0
             && n.remote_rtp != b.agent_media.remote_rtp;
         let (hold, peer) = (n.remote_hold, n.remote_rtp);
+        b.mirror.agent_phone_held = hold;
         let kept = b.agent_media.remote_rtp;
         b.agent_media = n;
         if !moved {
@@ -156,6 +198,61 @@ impl CallCore {
             self.end_hold(now);
         }
         Ok(Some(answer))
+    }
+
+    /// The caller's phone held (or resumed) with its re-INVITE: tell the
+    /// agent's phone, once no re-INVITE of ours is pending.
+    pub(super) fn caller_holds(&mut self, held: bool) {
+        let Some(b) = self.bridge_mut() else { return };
+        if b.mirror.caller_held != held {
+            tracing::info!(held, "the caller's phone holds");
+        }
+        b.mirror.caller_held = held;
+        self.mirror_hold();
+    }
+
+    fn mirror_hold(&mut self) {
+        let Some(b) = self.bridge_mut() else { return };
+        let m = &mut b.mirror;
+        if m.pending || m.told == m.caller_held {
+            return;
+        }
+        m.pending = true;
+        m.told = m.caller_held;
+        let direction = m.direction();
+        let sdp = b.agent_sdp.offer_with(&b.agent_media, direction);
+        let leg = b.leg;
+        self.emit(CallAction::ReofferAgent { leg, sdp });
+    }
+
+    /// The agent's phone answered our re-INVITE (or it failed): a new
+    /// address is followed, and a hold change meanwhile is told next.
+    pub(super) fn agent_reoffer_answered(
+        &mut self,
+        leg: AgentLegRef,
+        answer: Result<Vec<u8>, u16>,
+    ) {
+        let Some(b) = self.bridge_mut().filter(|b| b.leg == leg) else {
+            return;
+        };
+        b.mirror.pending = false;
+        match answer.map(|body| sdp::parse_answer(&body)) {
+            Ok(Ok(n)) => {
+                let moved = !n.remote_rtp.ip().is_unspecified()
+                    && n.remote_rtp.port() != 0
+                    && n.remote_rtp != b.agent_media.remote_rtp;
+                if moved {
+                    b.agent_media.remote_rtp = n.remote_rtp;
+                    let peer = n.remote_rtp;
+                    self.emit(CallAction::SetAgentPeer { peer });
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "the agent's phone answered our re-INVITE without usable SDP")
+            }
+            Err(status) => tracing::info!(status, "the agent's phone refused our re-INVITE"),
+        }
+        self.mirror_hold();
     }
 
     fn bridge_mut(&mut self) -> Option<&mut Bridge> {

@@ -166,6 +166,8 @@ struct Bridge {
     agent_sdp: LegSdp,
     /// Since when the agent holds the caller.
     held_since: Option<Instant>,
+    /// The caller's own hold, as the agent's phone is told of it.
+    mirror: Mirror,
 }
 
 #[derive(Debug)]
@@ -185,7 +187,7 @@ enum CallerEnd {
     Reject(u16),
 }
 
-use hold::{HoldStats, LegSdp};
+use hold::{HoldStats, LegSdp, Mirror};
 
 /// One call's decisions (sans-IO).
 pub struct CallCore {
@@ -300,6 +302,9 @@ impl CallCore {
                 invite,
             } => self.agent_reoffer(now, leg, req, sdp.as_deref(), invite),
             CallEvent::AgentBridgeFailed { leg } => self.bridge_failed(leg),
+            CallEvent::AgentReofferAnswered { leg, answer } => {
+                self.agent_reoffer_answered(leg, answer)
+            }
             CallEvent::AgentRefer { leg, req, target } => self.refer(leg, req, &target),
             CallEvent::AgentEnded { leg } => self.agent_ended(leg),
             CallEvent::AgentDigit { digit, source } => self.agent_digit(now, digit, source),
@@ -729,7 +734,9 @@ impl CallCore {
         if n.may_send() || !n.remote_rtp.ip().is_unspecified() {
             self.emit(CallAction::SetCallerPeer { peer: n.remote_rtp });
         }
-        Ok(Some(self.sdp.answer(&n)))
+        let answer = self.sdp.answer(&n);
+        self.caller_holds(n.remote_hold);
+        Ok(Some(answer))
     }
 
     fn caller_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
@@ -1119,6 +1126,7 @@ impl CallCore {
             agent_media: answer,
             agent_sdp: LegSdp::offered(local, session, &codec),
             held_since: None,
+            mirror: Mirror::default(),
         });
         self.ask_acd(AcdRequest::AgentAnswered { agent });
     }
