@@ -124,6 +124,50 @@ pub enum QueueNews {
     Transferred,
     /// The transfer was refused; the call stays with its agent.
     TransferRejected { reason: &'static str },
+    /// About the consultation the call's agent is making.
+    Consult(ConsultNews),
+}
+
+/// What the ACD tells a call about its agent's consultation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultNews {
+    /// Ring this colleague's phones.
+    Offer {
+        agent: String,
+        targets: Vec<AgentTarget>,
+    },
+    /// Stop ringing that colleague (ring timeout).
+    CancelOffer { agent: String },
+    /// It waits in the queue consulted.
+    Queued,
+    /// Say its position and estimated wait to the consulting agent.
+    Announce { position: usize, ewt_minutes: u32 },
+    /// Refused, or nobody answered: the agent keeps its caller.
+    Rejected { reason: &'static str },
+    /// The colleague has the caller now.
+    Completed,
+    /// The hand-over was refused; the consultation goes on.
+    CompletionRefused { reason: &'static str },
+}
+
+impl ConsultNews {
+    /// The consultation's side of what the ACD says (the rest concerns
+    /// callers only).
+    fn of(news: QueueNews) -> Option<ConsultNews> {
+        Some(match news {
+            QueueNews::Offer { agent, targets, .. } => ConsultNews::Offer { agent, targets },
+            QueueNews::CancelOffer { agent } => ConsultNews::CancelOffer { agent },
+            QueueNews::Announce {
+                position,
+                ewt_minutes,
+            } => ConsultNews::Announce {
+                position,
+                ewt_minutes,
+            },
+            QueueNews::Consult(c) => c,
+            _ => return None,
+        })
+    }
 }
 
 impl Outcome {
@@ -135,6 +179,7 @@ impl Outcome {
             Outcome::CalledBack => "called_back",
             Outcome::CallbackGaveUp => "callback_gave_up",
             Outcome::MessageHangup => "message_hangup",
+            Outcome::Consultation => "consultation",
         }
     }
 }
@@ -190,6 +235,19 @@ enum Request {
     Transfer {
         call: u64,
         to: TransferTarget,
+    },
+    Consult {
+        call: u64,
+        consult: u64,
+        to: TransferTarget,
+        news: mpsc::UnboundedSender<QueueNews>,
+    },
+    CompleteConsult {
+        consult: u64,
+    },
+    AgentCall {
+        agent: String,
+        reply: oneshot::Sender<Option<u64>>,
     },
     OfferFailed {
         call: u64,
@@ -307,6 +365,7 @@ impl Switchboard {
             agents,
             accounts,
             calls: HashMap::new(),
+            consults: HashMap::new(),
             callbacks: Callbacks {
                 jobs: callbacks,
                 targets: HashMap::new(),
@@ -405,6 +464,42 @@ impl Switchboard {
         let _ = self.tx.send(Request::Transfer { call, to });
     }
 
+    /// The agent on `call` consults `to` before handing the caller over;
+    /// `consult` is the consultation's own id (its offers, answer, failure
+    /// and end go by it). The ACD's news for it come on `news`, as
+    /// [`QueueNews::Consult`].
+    pub fn consult(
+        &self,
+        call: u64,
+        consult: u64,
+        to: TransferTarget,
+        news: mpsc::UnboundedSender<QueueNews>,
+    ) {
+        let _ = self.tx.send(Request::Consult {
+            call,
+            consult,
+            to,
+            news,
+        });
+    }
+
+    /// Hand the caller over to the colleague who answered the consultation.
+    pub fn complete_consult(&self, consult: u64) {
+        let _ = self.tx.send(Request::CompleteConsult { consult });
+    }
+
+    /// The call the agent is on now (`None`: not on a call).
+    pub async fn agent_call(&self, agent: &str) -> Option<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::AgentCall {
+                agent: agent.to_string(),
+                reply,
+            })
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// The offer to the agent failed (busy, declined, unreachable, no answer).
     pub fn offer_failed(&self, call: u64, agent: &str, reason: OfferFailReason) {
         let _ = self.tx.send(Request::OfferFailed {
@@ -451,6 +546,8 @@ struct Task {
     accounts: Arc<Accounts>,
     /// Calls the ACD holds, with their news channel.
     calls: HashMap<u64, Listener>,
+    /// Consultations, with the news channel of the call they belong to.
+    consults: HashMap<u64, mpsc::UnboundedSender<QueueNews>>,
     callbacks: Callbacks,
     metrics: Metrics,
     gauges: Gauges,
@@ -530,7 +627,10 @@ impl Task {
             Request::CallerGone { call } => {
                 // Queued: abandoned; on a call: ended (wrap-up); waiting for
                 // a callback: its line is down, the callback may go ahead.
-                if self.calls.contains_key(&call) || self.callbacks.targets.contains_key(&call) {
+                if self.calls.contains_key(&call)
+                    || self.consults.contains_key(&call)
+                    || self.callbacks.targets.contains_key(&call)
+                {
                     self.event(AcdEvent::CallEnded { call: CallId(call) });
                 }
             }
@@ -558,6 +658,29 @@ impl Task {
                 call: CallId(call),
                 to,
             }),
+            Request::Consult {
+                call,
+                consult,
+                to,
+                news,
+            } => {
+                self.consults.insert(consult, news);
+                self.event(AcdEvent::Consult {
+                    call: CallId(call),
+                    consult: CallId(consult),
+                    to,
+                });
+            }
+            Request::CompleteConsult { consult } => self.event(AcdEvent::CompleteConsult {
+                consult: CallId(consult),
+            }),
+            Request::AgentCall { agent, reply } => {
+                let call = match self.acd.agent_state(&agent) {
+                    Some(AgentState::OnCall { call }) => Some(call.0),
+                    _ => None,
+                };
+                let _ = reply.send(call);
+            }
             Request::OfferFailed {
                 call,
                 agent,
@@ -673,11 +796,16 @@ impl Task {
             .collect()
     }
 
-    /// Tell a call what the ACD said; `false` if it is not listening.
+    /// Tell a call what the ACD said (about it, or about its agent's
+    /// consultation); `false` if it is not listening.
     fn tell(&self, call: CallId, news: QueueNews) -> bool {
-        self.calls
-            .get(&call.0)
-            .is_some_and(|(_, tx)| tx.send(news).is_ok())
+        if let Some((_, tx)) = self.calls.get(&call.0) {
+            return tx.send(news).is_ok();
+        }
+        let Some(tx) = self.consults.get(&call.0) else {
+            return false;
+        };
+        ConsultNews::of(news).is_some_and(|n| tx.send(QueueNews::Consult(n)).is_ok())
     }
 
     /// The offer cannot reach the agent (no registered phone): the ACD puts
@@ -737,6 +865,21 @@ impl Task {
                 (call, QueueNews::TransferRejected { reason })
             }
             AcdAction::OfferCallbackToCaller { call } => (call, QueueNews::OfferCallback),
+            AcdAction::ConsultQueued { call } => (call, QueueNews::Consult(ConsultNews::Queued)),
+            AcdAction::ConsultRejected { call, reason } => {
+                tracing::info!(consult = call.0, reason, "consultation refused");
+                (call, QueueNews::Consult(ConsultNews::Rejected { reason }))
+            }
+            AcdAction::ConsultCompleted { call } => {
+                (call, QueueNews::Consult(ConsultNews::Completed))
+            }
+            AcdAction::CompletionRefused { call, reason } => {
+                tracing::info!(consult = call.0, reason, "hand-over refused");
+                (
+                    call,
+                    QueueNews::Consult(ConsultNews::CompletionRefused { reason }),
+                )
+            }
             AcdAction::CancelOffer { call, agent } => {
                 if let Some(c) = self.callbacks.cancels.remove(&call.0) {
                     let _ = c.send(());
@@ -812,6 +955,9 @@ impl Task {
     }
 
     fn finished(&mut self, call: CallId, outcome: Outcome) {
+        if self.consults.remove(&call.0).is_some() {
+            return; // a consultation: never in a queue's figures
+        }
         self.callbacks.cancels.remove(&call.0);
         let queue_calls = &self.metrics.queue_calls;
         if let Some(cb) = self.callbacks.targets.remove(&call.0) {

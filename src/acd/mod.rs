@@ -62,6 +62,15 @@
 //! - Transfer to an agent: the call waits only for that agent (no max wait, no
 //!   announcements); it goes back to the head of its queue if that agent logs
 //!   out; transfer to a logged-out/unknown agent or unknown queue is refused.
+//! - Consultation (attended transfer): the agent on a call consults a
+//!   colleague who must be Available (refused at once otherwise), or a queue
+//!   with agents logged in, where it waits like a caller (announcements,
+//!   widening; no max wait). It has an id of its own, counts in no queue
+//!   figure (answers, abandons, service level) and ends with outcome
+//!   `Consultation`. A colleague who declines is not paused; one who does
+//!   not answer is, as for any offer. Completion moves the caller's call to
+//!   the colleague (who keeps its talk time) and the consulting agent to
+//!   wrap-up; the call ending ends its consultation too.
 //! - Call ids must be unique while live; a finished id may be reused.
 //!   Unknown calls/agents and out-of-state events are ignored.
 //! - Position is O(position) (BTreeMap range count), fine for hundreds of
@@ -137,6 +146,9 @@ pub enum Outcome {
     CallbackGaveUp,
     /// A prompt was played and the call hung up (max wait / no agents).
     MessageHangup,
+    /// A consultation's own entry is over (handed over, given up or
+    /// unanswered): never a caller's outcome, never in a queue's figures.
+    Consultation,
 }
 
 /// Facts the driver reports to the core.
@@ -201,6 +213,22 @@ pub enum AcdEvent {
     Transfer {
         call: CallId,
         to: TransferTarget,
+    },
+    /// The agent on `call` consults a colleague (or a queue) before handing
+    /// the caller over; `consult` is the consultation's own id (its offers,
+    /// announcements and end carry it). Answered with an offer,
+    /// [`AcdAction::ConsultQueued`] or [`AcdAction::ConsultRejected`]; the
+    /// consultation ends with [`AcdEvent::CallEnded`] on its id.
+    Consult {
+        call: CallId,
+        consult: CallId,
+        to: TransferTarget,
+    },
+    /// Hand the consulted call's caller over to the colleague who answered
+    /// the consultation: [`AcdAction::ConsultCompleted`] or
+    /// [`AcdAction::CompletionRefused`].
+    CompleteConsult {
+        consult: CallId,
     },
 }
 
@@ -281,6 +309,26 @@ pub enum AcdAction {
     },
     /// A transfer could not be done; the call stays with its agent.
     TransferRejected {
+        call: CallId,
+        reason: &'static str,
+    },
+    /// The consultation waits in its queue (announcements follow).
+    ConsultQueued {
+        call: CallId,
+    },
+    /// The consultation was refused, or rang out: the consulting agent
+    /// keeps its caller.
+    ConsultRejected {
+        call: CallId,
+        reason: &'static str,
+    },
+    /// The colleague has the caller now (its call's agent); the consulting
+    /// agent is in wrap-up. The consultation's entry is gone.
+    ConsultCompleted {
+        call: CallId,
+    },
+    /// The hand-over could not be made; the consultation goes on.
+    CompletionRefused {
         call: CallId,
         reason: &'static str,
     },

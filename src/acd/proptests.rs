@@ -10,6 +10,10 @@
 //! - per-queue agent counters match the agents' states;
 //! - liveness: once every agent is ready and answers, and time passes, every
 //!   call ends with an outcome.
+//!
+//! Consultations (an agent on a call consulting a colleague or a queue, then
+//! handing over) are among the events: their entries must keep the same
+//! invariants, and finish with their own outcome.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -100,6 +104,8 @@ enum Op {
     CallbackFailed(usize),
     NoLine(usize),
     Transfer(usize, usize),
+    Consult(usize, usize),
+    CompleteConsult(usize),
     Advance(u64),
     /// An out-of-place event for an arbitrary call/agent (robustness).
     Junk {
@@ -123,6 +129,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::CallbackFailed),
         1 => any::<usize>().prop_map(Op::NoLine),
         1 => (any::<usize>(), 0..7usize).prop_map(|(i, t)| Op::Transfer(i, t)),
+        1 => (any::<usize>(), 0..7usize).prop_map(|(i, t)| Op::Consult(i, t)),
+        1 => any::<usize>().prop_map(Op::CompleteConsult),
         3 => (0..40u64).prop_map(Op::Advance),
         1 => (0..6u8, any::<usize>(), 0..4usize).prop_map(|(kind, call, agent)| Op::Junk { kind, call, agent }),
     ]
@@ -151,6 +159,8 @@ struct World {
     fresh: HashMap<String, BTreeMap<u64, (u8, u64)>>,
     seq: u64,
     callbacks: HashSet<u64>,
+    /// Consultations the ACD took (their own ids).
+    consults: BTreeSet<u64>,
 }
 
 impl World {
@@ -166,6 +176,7 @@ impl World {
             fresh: HashMap::new(),
             seq: 0,
             callbacks: HashSet::new(),
+            consults: BTreeSet::new(),
         }
     }
 
@@ -275,6 +286,13 @@ impl World {
                     }
                 },
                 AcdAction::CallFinished { call, outcome } => {
+                    prop_assert_eq!(
+                        outcome == Outcome::Consultation,
+                        self.consults.contains(&call.0),
+                        "{:?} finished as {:?}",
+                        call,
+                        outcome
+                    );
                     let first = self.outcomes.insert(call.0, outcome);
                     prop_assert!(first.is_none(), "{call:?} finished twice");
                     prop_assert!(
@@ -406,6 +424,34 @@ impl World {
                         _ => TransferTarget::Queue("nope".into()),
                     };
                     self.event(AcdEvent::Transfer { call, to })?;
+                }
+            }
+            Op::Consult(i, t) => {
+                if let Some((call, _)) = Self::pick(&self.on_call(), i) {
+                    let to = match t {
+                        0..=2 => TransferTarget::Queue(QUEUES[t].into()),
+                        3..=6 => TransferTarget::Agent(AGENTS[t - 3].into()),
+                        _ => TransferTarget::Queue("nope".into()),
+                    };
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let consult = CallId(id);
+                    self.live.insert(id);
+                    self.consults.insert(id);
+                    self.event(AcdEvent::Consult { call, consult, to })?;
+                    if self.acd.call_status(consult).is_some() {
+                        self.arrived.push(id);
+                    } else {
+                        // Refused at once: never an entry.
+                        prop_assert!(!self.outcomes.contains_key(&id));
+                        self.live.remove(&id);
+                    }
+                }
+            }
+            Op::CompleteConsult(i) => {
+                let live: Vec<u64> = self.consults.intersection(&self.live).copied().collect();
+                if let Some(c) = Self::pick(&live, i) {
+                    self.event(AcdEvent::CompleteConsult { consult: CallId(c) })?;
                 }
             }
             Op::Advance(s) => self.advance(s)?,

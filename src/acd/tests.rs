@@ -950,3 +950,5 @@ fn no_agents_overflow_loop_is_bounded() {
         Some(CallStatus::Queued { .. })
     ));
 }
+
+mod consult;

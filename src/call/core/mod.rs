@@ -938,6 +938,7 @@ impl CallCore {
             QueueNews::CallbackRefused => self.callback_refused(),
             QueueNews::Transferred => self.transferred(),
             QueueNews::TransferRejected { reason } => self.transfer_rejected(reason),
+            QueueNews::Consult(_) => {}
         }
     }
 

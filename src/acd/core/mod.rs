@@ -11,6 +11,8 @@
 //! Available in O(1) and only scans a qualified list when a match is certain:
 //! O(queues + matches × qualified agents) per event, never agents × calls.
 
+mod consult;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -82,6 +84,10 @@ struct Call {
     /// Transferred to this agent only.
     directed: Option<usize>,
     timers: [Option<TimerKey>; 5],
+    /// This entry is a consultation made from that call.
+    consult_of: Option<CallId>,
+    /// The consultation this call's agent is making.
+    consult: Option<CallId>,
 }
 
 /// Where a live call is (see [`Acd::call_status`]).
@@ -263,6 +269,8 @@ impl Acd {
             AcdEvent::CallbackConnected { call } => self.callback_connected(now, call),
             AcdEvent::CallbackFailed { call } => self.callback_failed(now, call),
             AcdEvent::Transfer { call, to } => self.transfer(now, call, to),
+            AcdEvent::Consult { call, consult, to } => self.consult(now, call, consult, to),
+            AcdEvent::CompleteConsult { consult } => self.complete_consult(now, consult),
         }
         self.dispatch(now);
         self.flush_announcements();
@@ -611,6 +619,8 @@ impl Acd {
         let max_wait = match (&q.on_max_wait, q.cfg.max_wait) {
             (Fb::OfferCallback, Some(_)) if call.offered_cb => None,
             (Fb::Accept, _) => None,
+            // A consultation waits until its agent gives up.
+            _ if call.consult_of.is_some() => None,
             (_, Some(d)) if plain => call.entered.checked_add(d),
             _ => None,
         };
@@ -720,6 +730,9 @@ impl Acd {
 
     /// Every agent leg of an offer is gone: requeue at the head.
     fn offer_lapsed(&mut self, now: Instant, c: CallId) {
+        if self.consult_unanswered(c) {
+            return;
+        }
         self.requeue_head(now, c);
     }
 
@@ -920,12 +933,17 @@ impl Acd {
                 offered_cb: false,
                 directed: None,
                 timers: [None; 5],
+                consult_of: None,
+                consult: None,
             },
         );
         self.enter_queue(now, c, qi, 0, true);
     }
 
     fn caller_hung_up(&mut self, now: Instant, c: CallId) {
+        if self.consultation_over(now, c) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&c) else {
             return;
         };
@@ -962,6 +980,9 @@ impl Acd {
     }
 
     fn call_ended(&mut self, now: Instant, c: CallId) {
+        if self.consultation_over(now, c) {
+            return;
+        }
         let Some(call) = self.calls.get(&c) else {
             return;
         };
@@ -1091,7 +1112,8 @@ impl Acd {
             }
         };
         call.place = Place::OnCall(a);
-        let first_answer = !call.answered;
+        // A consultation is never a queue's answer.
+        let first_answer = !call.answered && call.consult_of.is_none();
         call.answered = true;
         let (q, waited) = (call.queue, now.saturating_duration_since(call.arrived));
         self.set_timer(c, Slot::Ring, None);
@@ -1119,7 +1141,14 @@ impl Acd {
         let Some(left) = self.remove_leg(c, a) else {
             return;
         };
-        let pause = self.fail_pause(reason);
+        let declined = reason == OfferFailReason::Rejected
+            && self.calls.get(&c).is_some_and(|x| x.consult_of.is_some());
+        // A colleague may decline a consultation without being paused.
+        let pause = if declined {
+            None
+        } else {
+            self.fail_pause(reason)
+        };
         self.free_agent(now, a, pause);
         if left == 0 {
             self.offer_lapsed(now, c);
@@ -1328,6 +1357,9 @@ impl Acd {
         let Place::OnCall(from) = call.place else {
             return self.emit(reject("not on a call"));
         };
+        if call.consult.is_some() || call.consult_of.is_some() {
+            return self.emit(reject("consultation in progress"));
+        }
         match to {
             TransferTarget::Queue(name) => {
                 let Some(&t) = self.queue_ix.get(&name) else {
