@@ -74,4 +74,8 @@ done
 # --- hold music ----------------------------------------------------------------
 python3 make_hold_music.py music/hold.wav
 
-echo "make.sh: $count prompts, 200 numbers, music/hold.wav"
+# --- ringback: what an agent hears while a consulted colleague's phone rings --
+# (425 Hz, 1.5 s on, 3 s off: the Spanish ringing tone; looped by the player)
+"${SOX[@]}" -n "${FMT[@]}" music/ringback.wav synth 1.5 sine 425 gain -12 pad 0 3
+
+echo "make.sh: $count prompts, 200 numbers, music/hold.wav, music/ringback.wav"

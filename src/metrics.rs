@@ -39,9 +39,10 @@ pub enum CallOutcome {
 /// How an agent asked for a transfer (label `how`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferHow {
-    /// The phone's REFER (blind transfer).
+    /// The phone's REFER (blind, or attended: with `Replaces`).
     Refer,
-    /// The in-call feature code (`##` + target + `#`).
+    /// The in-call feature code (`##` + target + `#`, or the consultation's
+    /// hand-over code).
     Keypad,
 }
 
@@ -95,6 +96,42 @@ impl KeypadResult {
             KeypadResult::Transferred => "transferred",
             KeypadResult::UnknownTarget => "unknown_target",
             KeypadResult::Refused => "refused",
+        }
+    }
+}
+
+/// What became of an agent's consultation (label `result` of
+/// `centralita_consultations_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsultResult {
+    /// The caller was handed over to the colleague.
+    Transferred,
+    /// The agent went back to its caller (gave up, or the colleague hung up).
+    Returned,
+    /// The ACD refused it (colleague busy, paused, logged out, …).
+    Refused,
+    /// The colleague's phone did not answer, or declined.
+    Unanswered,
+    /// The call ended meanwhile (the caller hung up).
+    CallEnded,
+}
+
+impl ConsultResult {
+    pub const ALL: [ConsultResult; 5] = [
+        ConsultResult::Transferred,
+        ConsultResult::Returned,
+        ConsultResult::Refused,
+        ConsultResult::Unanswered,
+        ConsultResult::CallEnded,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConsultResult::Transferred => "transferred",
+            ConsultResult::Returned => "returned",
+            ConsultResult::Refused => "refused",
+            ConsultResult::Unanswered => "unanswered",
+            ConsultResult::CallEnded => "call_ended",
         }
     }
 }
@@ -161,6 +198,7 @@ pub struct Metrics {
     // --- Transfers
     pub keypad_transfers: IntCounterVec,
     pub transfers: IntCounterVec,
+    pub consultations: IntCounterVec,
     // --- Lines and load
     pub lines_in_use: IntGauge,
     /// Callers their agent holds now.
@@ -292,7 +330,12 @@ impl Metrics {
             "RTP packets relayed between the legs of bridged calls, by direction",
             &["direction"],
         );
-        for d in ["caller_to_agent", "agent_to_caller"] {
+        for d in [
+            "caller_to_agent",
+            "agent_to_caller",
+            "agent_to_colleague",
+            "colleague_to_agent",
+        ] {
             rtp_packets_relayed.with_label_values(&[d]);
         }
         let keypad_transfers = counter_vec(
@@ -315,6 +358,17 @@ impl Metrics {
                 for to in ["queue", "agent"] {
                     transfers.with_label_values(&[how.label(), result.label(), to]);
                 }
+            }
+        }
+        let consultations = counter_vec(
+            &registry,
+            "centralita_consultations_total",
+            "Consultations agents made before a transfer (attended transfer), by what was consulted (agent, queue) and result",
+            &["to", "result"],
+        );
+        for to in ["queue", "agent"] {
+            for r in ConsultResult::ALL {
+                consultations.with_label_values(&[to, r.label()]);
             }
         }
         let calls_on_hold = gauge(
@@ -481,6 +535,7 @@ impl Metrics {
             rtp_packets_relayed,
             keypad_transfers,
             transfers,
+            consultations,
             rtp_ports_in_use,
         }
     }

@@ -6,11 +6,14 @@
 //! prompt, which agent, when to hang up are the core's.
 
 use super::core::{Arrival, CallCore, CallSettings};
-use super::SdpSession;
-use super::{AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, LegId, LegRole, ReqId};
+use super::{
+    AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, ConsultAction, ConsultCall, LegId,
+    LegRole, Replaced, ReqId, Side,
+};
+use super::{Background, SdpSession};
 use crate::acd::driver::{QueueNews, Switchboard};
 use crate::acd::lines::{LineCapacity, LineGuard};
-use crate::acd::CallId;
+use crate::acd::{CallId, TransferTarget};
 use crate::http::live::{LiveCall, LiveCalls};
 use crate::ivr::IvrScript;
 use crate::media::clock::MediaClock;
@@ -89,6 +92,8 @@ pub struct CallContext {
     pub switchboard: Switchboard,
     pub prompts: Arc<PromptLibrary>,
     pub hold_music: Option<Arc<Prompt>>,
+    /// The ringing tone an agent hears while a consulted colleague's phone rings.
+    pub ringback: Option<Arc<Prompt>>,
     pub clock: MediaClock,
     pub ports: Arc<PortPool>,
     pub metrics: Metrics,
@@ -103,7 +108,16 @@ pub struct CallContext {
     pub live: Arc<LiveCalls>,
     /// The HTTP listener's address (for Call-Info links), once bound.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Each call's door for its agent's consultation call (by call id).
+    inboxes: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<Box<ConsultArrival>>>>,
     next_id: AtomicU64,
+}
+
+/// An agent's consultation call, on its way to the call its agent is on.
+pub struct ConsultArrival {
+    call: IncomingCall,
+    leg: CallLeg,
+    events: mpsc::UnboundedReceiver<LegEvent>,
 }
 
 /// What a [`CallContext`] is made of.
@@ -121,11 +135,13 @@ pub struct CallParts {
 impl CallContext {
     pub fn new(p: CallParts) -> Arc<Self> {
         let hold_music = p.prompts.get_extra("hold_music");
+        let ringback = p.prompts.get_extra("ringback");
         Arc::new(CallContext {
             settings: p.settings,
             switchboard: p.switchboard,
             prompts: p.prompts,
             hold_music,
+            ringback,
             clock: p.clock,
             ports: p.ports,
             metrics: p.metrics,
@@ -135,8 +151,37 @@ impl CallContext {
             sip: std::sync::OnceLock::new(),
             live: Arc::new(LiveCalls::default()),
             http_addr: std::sync::OnceLock::new(),
+            inboxes: std::sync::Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
+    }
+
+    fn new_id(&self) -> CallId {
+        CallId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Open call `id`'s door for consultation calls.
+    fn open_inbox(&self, id: CallId) -> mpsc::UnboundedReceiver<Box<ConsultArrival>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut m) = self.inboxes.lock() {
+            m.insert(id.0, tx);
+        }
+        rx
+    }
+
+    fn close_inbox(&self, id: CallId) {
+        if let Ok(mut m) = self.inboxes.lock() {
+            m.remove(&id.0);
+        }
+    }
+
+    /// Hand a consultation call to call `id`; back if it is gone.
+    fn deliver(&self, id: u64, arrival: Box<ConsultArrival>) -> Result<(), Box<ConsultArrival>> {
+        let tx = self.inboxes.lock().ok().and_then(|m| m.get(&id).cloned());
+        match tx {
+            Some(tx) => tx.send(arrival).map_err(|e| e.0),
+            None => Err(arrival),
+        }
     }
 
     /// The prompts named, in `lang` (or the default language).
@@ -178,33 +223,19 @@ impl CallHandler for Calls {
         events: mpsc::UnboundedReceiver<LegEvent>,
     ) {
         let ctx = Arc::clone(&self.0);
-        let id = CallId(ctx.next_id.fetch_add(1, Ordering::Relaxed));
-        // A caller takes one of the trunk's usable lines, or is refused
-        // 486; agents' own calls (feature codes) take none.
-        let line = match call.agent {
-            Some(_) => None,
-            None => match ctx.lines.try_take() {
-                Some(line) => Some(line),
-                None => {
-                    tracing::info!(call_id = %call.call_id, "no free line: 486");
-                    leg.reject(486);
-                    ctx.metrics.call_ended(CallOutcome::Blocked);
-                    return;
-                }
-            },
-        };
-        let span = tracing::info_span!("call", call_id = %call.call_id, id = id.0);
-        let tracker = ctx.tracker.clone();
-        tracker.spawn(
-            async move {
-                ctx.metrics.calls_active.inc();
-                let outcome = run(&ctx, id, call, leg, events, line).await;
-                ctx.metrics.calls_active.dec();
-                ctx.metrics.call_ended(outcome);
-                tracing::info!(outcome = outcome.as_str(), "call ended");
-            }
-            .instrument(span),
-        );
+        let config = &ctx.settings.config;
+        let consultation = call.agent.is_some()
+            && config.features.feature_of(&call.dialed).is_none()
+            && config.transfer_target(&call.dialed).is_some();
+        if consultation {
+            // An agent's phone calls a colleague or a queue: if the agent is
+            // on a call, this is a consultation about it.
+            let arrival = Box::new(ConsultArrival { call, leg, events });
+            let tracker = ctx.tracker.clone();
+            tracker.spawn(route_consultation(ctx, arrival));
+            return;
+        }
+        start_call(ctx, call, leg, events);
     }
 
     fn knows_number(&self, dialed: &str) -> bool {
@@ -215,8 +246,70 @@ impl CallHandler for Calls {
     }
 
     fn needs_agent(&self, dialed: &str) -> bool {
-        self.0.settings.config.features.feature_of(dialed).is_some()
+        let config = &self.0.settings.config;
+        config.features.feature_of(dialed).is_some()
+            || matches!(
+                config.transfer_target(dialed),
+                Some(TransferTarget::Agent(_))
+            )
     }
+}
+
+/// An agent's call to a colleague's extension or a queue's number: to the
+/// call the agent is on (a consultation), else a call of its own to the
+/// queue (an agent's call to a colleague needs a call to consult about).
+async fn route_consultation(ctx: Arc<CallContext>, arrival: Box<ConsultArrival>) {
+    let agent = arrival.call.agent.clone().unwrap_or_default();
+    let on = ctx.switchboard.agent_call(&agent).await;
+    let arrival = match on {
+        Some(id) => match ctx.deliver(id, arrival) {
+            Ok(()) => return,
+            Err(back) => back,
+        },
+        None => arrival,
+    };
+    let ConsultArrival { call, leg, events } = *arrival;
+    if ctx.settings.config.queue_by_number(&call.dialed).is_some() {
+        return start_call(ctx, call, leg, events);
+    }
+    tracing::info!(%agent, dialed = %call.dialed, "an agent's call to a colleague outside a call: 403");
+    leg.reject(403);
+}
+
+/// A new call: it takes a line (unless it is an agent's) and gets a task.
+fn start_call(
+    ctx: Arc<CallContext>,
+    call: IncomingCall,
+    leg: CallLeg,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+) {
+    let id = ctx.new_id();
+    // A caller takes one of the trunk's usable lines, or is refused
+    // 486; agents' own calls (feature codes) take none.
+    let line = match call.agent {
+        Some(_) => None,
+        None => match ctx.lines.try_take() {
+            Some(line) => Some(line),
+            None => {
+                tracing::info!(call_id = %call.call_id, "no free line: 486");
+                leg.reject(486);
+                ctx.metrics.call_ended(CallOutcome::Blocked);
+                return;
+            }
+        },
+    };
+    let span = tracing::info_span!("call", call_id = %call.call_id, id = id.0);
+    let tracker = ctx.tracker.clone();
+    tracker.spawn(
+        async move {
+            ctx.metrics.calls_active.inc();
+            let outcome = run(&ctx, id, call, leg, events, line).await;
+            ctx.metrics.calls_active.dec();
+            ctx.metrics.call_ended(outcome);
+            tracing::info!(outcome = outcome.as_str(), "call ended");
+        }
+        .instrument(span),
+    );
 }
 
 /// One call, from its INVITE to its end.
@@ -312,6 +405,33 @@ struct CallIo {
     next_req: u64,
     shutdown_told: bool,
     outcome: Option<CallOutcome>,
+    /// The agent's consultation calls arrive here.
+    inbox: mpsc::UnboundedReceiver<Box<ConsultArrival>>,
+    /// The agent's consultation call, while there is one.
+    consult_leg: Option<ConsultLegIo>,
+    consult_media: Option<MediaSession>,
+    consult_media_tx: mpsc::UnboundedSender<MediaEvent>,
+    consult_media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    /// The consulted colleague's leg's media.
+    colleague_media: Option<MediaSession>,
+    colleague_media_tx: mpsc::UnboundedSender<MediaEvent>,
+    colleague_media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    /// The ACD's id for the consultation (its own, not the call's).
+    consult_id: Option<CallId>,
+}
+
+/// The agent's consultation call's SIP side and its RTP port.
+struct ConsultLegIo {
+    call: IncomingCall,
+    leg: CallLeg,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    port: Option<RtpPort>,
+}
+
+impl Drop for CallIo {
+    fn drop(&mut self) {
+        self.ctx.close_inbox(self.id);
+    }
 }
 
 impl CallIo {
@@ -328,6 +448,9 @@ impl CallIo {
         let (agent_media_tx, agent_media_rx) = mpsc::unbounded_channel();
         let (agent_tx, agent_rx) = mpsc::unbounded_channel();
         let (news_tx, news_rx) = mpsc::unbounded_channel();
+        let (consult_media_tx, consult_media_rx) = mpsc::unbounded_channel();
+        let (colleague_media_tx, colleague_media_rx) = mpsc::unbounded_channel();
+        let inbox = ctx.open_inbox(id);
         CallIo {
             ctx,
             id,
@@ -352,6 +475,15 @@ impl CallIo {
             next_req: 0,
             shutdown_told: false,
             outcome: None,
+            inbox,
+            consult_leg: None,
+            consult_media: None,
+            consult_media_tx,
+            consult_media_rx,
+            colleague_media: None,
+            colleague_media_tx,
+            colleague_media_rx,
+            consult_id: None,
         }
     }
 
@@ -413,6 +545,10 @@ impl CallIo {
                 Some(ev) = self.agent_media_rx.recv() => agent_media_event(ev),
                 Some((leg, ev)) = self.agent_rx.recv() => self.agent_event(leg, ev),
                 Some(news) = self.news_rx.recv() => Some(CallEvent::Acd(news)),
+                Some(arrival) = self.inbox.recv() => self.consult_arrived(*arrival),
+                ev = consult_leg_event(&mut self.consult_leg) => Some(self.consult_leg_event(ev)),
+                Some(ev) = self.consult_media_rx.recv() => consult_media_event(ev),
+                Some(ev) = self.colleague_media_rx.recv() => colleague_media_event(ev),
             };
             if ev.is_some() {
                 return ev;
@@ -456,10 +592,15 @@ impl CallIo {
                 sdp,
                 invite,
             },
-            AgentLegEvent::Refer { target, reply } => CallEvent::AgentRefer {
+            AgentLegEvent::Refer {
+                target,
+                replaces,
+                reply,
+            } => CallEvent::AgentRefer {
                 leg,
                 req: self.hold(Pending::Refer(reply)),
                 target,
+                replaces: replaces.map(|id| self.replaced(&id)),
             },
             AgentLegEvent::ReofferAnswered(answer) => {
                 CallEvent::AgentReofferAnswered { leg, answer }
@@ -469,6 +610,81 @@ impl CallIo {
                 CallEvent::AgentEnded { leg }
             }
         })
+    }
+
+    /// Which of the call's legs a `Replaces` Call-ID names.
+    fn replaced(&self, sip_call_id: &str) -> Replaced {
+        if self
+            .consult_leg
+            .as_ref()
+            .is_some_and(|c| c.call.call_id == sip_call_id)
+        {
+            return Replaced::ConsultLeg;
+        }
+        self.agent_legs
+            .iter()
+            .find(|(_, l)| l.call_id() == sip_call_id)
+            .map_or(Replaced::Unknown, |(r, _)| Replaced::AgentLeg(*r))
+    }
+
+    /// The agent's phone placed a consultation call: this call keeps it
+    /// (one at a time) and tells its core.
+    fn consult_arrived(&mut self, arrival: ConsultArrival) -> Option<CallEvent> {
+        let ConsultArrival { call, leg, events } = arrival;
+        if self.consult_leg.is_some() {
+            leg.reject(486);
+            return None;
+        }
+        let port = self.ctx.ports.allocate().ok();
+        let ev = CallEvent::ConsultCall(ConsultCall {
+            agent: call.agent.clone().unwrap_or_default(),
+            dialed: call.dialed.clone(),
+            sip_call_id: call.call_id.clone(),
+            offer: call.offer.clone(),
+            local_ip: call.local_ip,
+            rtp_port: port.as_ref().map(|p| p.port),
+        });
+        self.consult_leg = Some(ConsultLegIo {
+            call,
+            leg,
+            events,
+            port,
+        });
+        Some(ev)
+    }
+
+    fn consult_leg_event(&mut self, ev: Option<LegEvent>) -> CallEvent {
+        match ev {
+            None => {
+                self.drop_consult_leg();
+                CallEvent::ConsultEnded(LegEnd::Other(0))
+            }
+            Some(LegEvent::Ended(end)) => {
+                self.drop_consult_leg();
+                CallEvent::ConsultEnded(end)
+            }
+            Some(LegEvent::Confirmed { .. }) => CallEvent::ConsultConfirmed,
+            Some(LegEvent::Info {
+                content_type,
+                body,
+                reply,
+            }) => CallEvent::ConsultInfo {
+                req: self.hold(Pending::Info(reply)),
+                content_type,
+                body,
+            },
+            Some(LegEvent::Reoffer { sdp, invite, reply }) => CallEvent::ConsultReoffer {
+                req: self.hold(Pending::Offer(reply)),
+                sdp,
+                invite,
+            },
+        }
+    }
+
+    /// The consultation call is over: its media and port go.
+    fn drop_consult_leg(&mut self) {
+        self.consult_leg = None;
+        self.consult_media = None;
     }
 
     async fn execute(&mut self, action: CallAction) -> Option<CallEvent> {
@@ -510,7 +726,18 @@ impl CallIo {
                 targets,
                 ticket,
                 codec,
-            } => return Some(self.ring_agent(offer, &agent, &targets, ticket, &codec)),
+                consulted_by,
+            } => {
+                let mut headers = vec![
+                    ("X-Centralita-Ticket".to_string(), ticket),
+                    ("Call-Info".to_string(), self.ctx.call_info(self.id)),
+                ];
+                if let Some(by) = consulted_by {
+                    headers.push(("X-Centralita-Consultation".to_string(), by));
+                }
+                return Some(self.ring_agent(offer, &agent, &targets, headers, &codec));
+            }
+            CallAction::Consult(a) => return self.consult_action(a).await,
             CallAction::HangUpAgent { leg } => self.hang_up_agent(leg),
             CallAction::BridgeAgent { leg, remote } => return Some(self.bridge(leg, &remote)),
             CallAction::TransferDone { leg } => self.transfer_done(leg),
@@ -616,6 +843,32 @@ impl CallIo {
             AcdRequest::OfferFailed { agent, reason } => sb.offer_failed(id, &agent, reason),
             AcdRequest::Transfer { to } => sb.transfer(id, to),
             AcdRequest::CallerGone => sb.caller_gone(id),
+            AcdRequest::Consult { to } => {
+                // The consultation is an entry of its own in the ACD.
+                let consult = self.ctx.new_id();
+                self.consult_id = Some(consult);
+                sb.consult(id, consult.0, to, self.news_tx.clone());
+            }
+            AcdRequest::ConsultAnswered { agent } => {
+                if let Some(c) = self.consult_id {
+                    sb.agent_answered(c.0, &agent);
+                }
+            }
+            AcdRequest::ConsultOfferFailed { agent, reason } => {
+                if let Some(c) = self.consult_id {
+                    sb.offer_failed(c.0, &agent, reason);
+                }
+            }
+            AcdRequest::CompleteConsult => {
+                if let Some(c) = self.consult_id {
+                    sb.complete_consult(c.0);
+                }
+            }
+            AcdRequest::ConsultGone => {
+                if let Some(c) = self.consult_id.take() {
+                    sb.caller_gone(c.0);
+                }
+            }
         }
         None
     }
@@ -653,7 +906,7 @@ impl CallIo {
         offer: u32,
         agent: &str,
         targets: &[AgentTarget],
-        ticket: String,
+        headers: Vec<(String, String)>,
         codec: &Negotiated,
     ) -> CallEvent {
         let none = CallEvent::OfferRung { offer, contacts: 0 };
@@ -672,10 +925,6 @@ impl CallIo {
             role: LegRole::Agent { offer },
         });
         let offer_sdp = sdp::build_answer(local_ip, port.port, &ours, session.id);
-        let headers = vec![
-            ("X-Centralita-Ticket".to_string(), ticket),
-            ("Call-Info".to_string(), self.ctx.call_info(self.id)),
-        ];
         let legs = ring(&sip, targets, &offer_sdp, &headers, local_ip);
         let mut contacts = 0u16;
         for (leg, mut events) in legs {
@@ -765,6 +1014,199 @@ impl CallIo {
         });
     }
 
+    /// A consultation's SIP and media work; an immediate result goes back
+    /// to the core.
+    async fn consult_action(&mut self, action: ConsultAction) -> Option<CallEvent> {
+        match action {
+            ConsultAction::Ring => {
+                if let Some(c) = &self.consult_leg {
+                    c.leg.ringing();
+                }
+            }
+            ConsultAction::Answer { sdp } => {
+                let answered = self.consult_leg.as_ref().is_some_and(|c| c.leg.answer(sdp));
+                if !answered {
+                    return Some(CallEvent::ConsultMediaFailed);
+                }
+            }
+            ConsultAction::Reject { status } => {
+                if let Some(c) = self.consult_leg.take() {
+                    c.leg.reject(status);
+                }
+                self.drop_consult_leg();
+            }
+            ConsultAction::HangUp => {
+                if let Some(c) = self.consult_leg.take() {
+                    self.ctx.tracker.spawn(async move { c.leg.hangup().await });
+                }
+                self.drop_consult_leg();
+            }
+            ConsultAction::StartMedia { remote } => return self.start_consult_media(&remote),
+            ConsultAction::AgentToClock => {
+                if let Some(a) = &self.agent_media {
+                    if let Err(e) = a.join_clock() {
+                        tracing::warn!(error = %e, "cannot play to the consulting agent");
+                    }
+                }
+            }
+            ConsultAction::Play {
+                side,
+                language,
+                prompts,
+                token,
+            } => {
+                let list = self.ctx.prompts_in(&language, &prompts);
+                if let Some(m) = self.side(side) {
+                    m.play(list, token);
+                }
+            }
+            ConsultAction::Append {
+                side,
+                language,
+                prompts,
+            } => {
+                let list = self.ctx.prompts_in(&language, &prompts);
+                if let Some(m) = self.side(side) {
+                    m.append(list);
+                }
+            }
+            ConsultAction::Background { side, sound } => {
+                let music = match sound {
+                    Background::Silence => None,
+                    Background::HoldMusic => self.ctx.hold_music.clone(),
+                    Background::Ringback => self.ctx.ringback.clone(),
+                };
+                if let Some(m) = self.side(side) {
+                    m.stop_playback();
+                    m.set_background(music);
+                }
+            }
+            ConsultAction::Bridge { leg, remote, side } => {
+                return Some(self.bridge_colleague(leg, &remote, side));
+            }
+            ConsultAction::SendDigit(d) => {
+                if let Some(m) = &self.consult_media {
+                    m.send_digit(d);
+                }
+            }
+            ConsultAction::SetPeer { peer } => {
+                if let Some(m) = &self.consult_media {
+                    m.set_peer(peer);
+                }
+            }
+            ConsultAction::SetColleaguePeer { peer } => {
+                if let Some(m) = &self.colleague_media {
+                    m.set_peer(peer);
+                }
+            }
+            ConsultAction::DropColleague => self.colleague_media = None,
+            ConsultAction::Rejoin => {
+                if let (Some(caller), Some(agent)) = (&self.media, &self.agent_media) {
+                    MediaSession::bridge(caller, agent, "caller_to_agent", "agent_to_caller", true);
+                }
+            }
+            ConsultAction::HandOver => self.hand_over(),
+        }
+        None
+    }
+
+    /// The media session of the consulting side.
+    fn side(&self, side: Side) -> Option<&MediaSession> {
+        match side {
+            Side::Agent => self.agent_media.as_ref(),
+            Side::Consult => self.consult_media.as_ref(),
+        }
+    }
+
+    fn start_consult_media(&mut self, remote: &Negotiated) -> Option<CallEvent> {
+        let failed = Some(CallEvent::ConsultMediaFailed);
+        let Some(c) = self.consult_leg.as_mut() else {
+            return failed;
+        };
+        let Some(port) = c.port.take() else {
+            return failed;
+        };
+        let setup = SessionSetup {
+            port,
+            peer: remote.remote_rtp,
+            signalling_ip: c.call.source.ip(),
+            codec: remote.codec,
+            dtmf_pt: remote.dtmf_pt,
+            inband_dtmf: false,
+            rtp_timeout: self.ctx.rtp_timeout(),
+            events: self.consult_media_tx.clone(),
+        };
+        match MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) {
+            Ok(m) => {
+                self.consult_media = Some(m);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the consultation call's media");
+                failed
+            }
+        }
+    }
+
+    /// Start the colleague's media on its offer's port and bridge it with
+    /// the consulting side (whose keys are kept for its feature codes).
+    fn bridge_colleague(&mut self, leg: AgentLegRef, remote: &Negotiated, side: Side) -> CallEvent {
+        let failed = CallEvent::ColleagueBridgeFailed { leg };
+        let Some(om) = self.offer_media.get_mut(&leg.offer) else {
+            return failed;
+        };
+        let local = om.local;
+        let Some(port) = om.port.take() else {
+            return failed;
+        };
+        let setup = SessionSetup {
+            port,
+            peer: remote.remote_rtp,
+            signalling_ip: om.signalling_ip,
+            codec: remote.codec,
+            dtmf_pt: remote.dtmf_pt,
+            inband_dtmf: false,
+            rtp_timeout: self.ctx.rtp_timeout(),
+            events: self.colleague_media_tx.clone(),
+        };
+        let Ok(colleague) = MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) else {
+            return failed;
+        };
+        let Some(agent) = self.side(side) else {
+            return failed;
+        };
+        MediaSession::bridge(
+            &colleague,
+            agent,
+            "colleague_to_agent",
+            "agent_to_colleague",
+            true,
+        );
+        self.colleague_media = Some(colleague);
+        CallEvent::ColleagueBridged { leg, local }
+    }
+
+    /// The colleague takes the caller: bridged with it, its media (and its
+    /// events) are the call's agent's from now on.
+    fn hand_over(&mut self) {
+        let Some(colleague) = self.colleague_media.take() else {
+            return;
+        };
+        if let Some(caller) = &self.media {
+            MediaSession::bridge(
+                caller,
+                &colleague,
+                "caller_to_agent",
+                "agent_to_caller",
+                true,
+            );
+        }
+        self.agent_media = Some(colleague);
+        std::mem::swap(&mut self.agent_media_tx, &mut self.colleague_media_tx);
+        std::mem::swap(&mut self.agent_media_rx, &mut self.colleague_media_rx);
+        self.consult_media = None;
+    }
+
     fn transfer_done(&mut self, leg: AgentLegRef) {
         if let Some(l) = self.agent_legs.remove(&leg) {
             self.ctx
@@ -794,6 +1236,12 @@ impl CallIo {
             CallCount::KeypadTransfer(r) => {
                 m.keypad_transfers.with_label_values(&[r.label()]).inc()
             }
+            CallCount::Consultation { to_agent, result } => {
+                let to = if *to_agent { "agent" } else { "queue" };
+                m.consultations
+                    .with_label_values(&[to, result.label()])
+                    .inc()
+            }
             CallCount::OnHold(true) => m.calls_on_hold.inc(),
             CallCount::OnHold(false) => m.calls_on_hold.dec(),
             CallCount::Transfer {
@@ -812,6 +1260,16 @@ impl CallIo {
     /// The call is over: whatever is still up goes with it.
     fn finish(&mut self, outcome: CallOutcome) {
         self.outcome = Some(outcome);
+        self.ctx.close_inbox(self.id);
+        // A consultation call that came as the call ended: nothing to consult.
+        while let Ok(late) = self.inbox.try_recv() {
+            late.leg.reject(480);
+        }
+        self.colleague_media = None;
+        self.consult_media = None;
+        if let Some(c) = self.consult_leg.take() {
+            self.ctx.tracker.spawn(async move { c.leg.hangup().await });
+        }
         self.agent_media = None;
         self.media = None;
         self.line = None;
@@ -828,6 +1286,30 @@ fn caller_media_event(ev: MediaEvent) -> Option<CallEvent> {
         MediaEvent::PlaybackFinished { token } => CallEvent::CallerPlaybackFinished { token },
         MediaEvent::RtpTimeout => CallEvent::CallerRtpTimeout,
     })
+}
+
+fn consult_media_event(ev: MediaEvent) -> Option<CallEvent> {
+    Some(match ev {
+        MediaEvent::Digit { digit, source } => CallEvent::ConsultDigit { digit, source },
+        MediaEvent::PlaybackFinished { token } => CallEvent::ConsultPlaybackFinished { token },
+        MediaEvent::RtpTimeout => CallEvent::ConsultRtpTimeout,
+    })
+}
+
+/// The colleague's keys are relayed as they come; only its silence matters.
+fn colleague_media_event(ev: MediaEvent) -> Option<CallEvent> {
+    match ev {
+        MediaEvent::RtpTimeout => Some(CallEvent::ColleagueRtpTimeout),
+        _ => None,
+    }
+}
+
+/// The next event of the agent's consultation call (never, without one).
+async fn consult_leg_event(leg: &mut Option<ConsultLegIo>) -> Option<LegEvent> {
+    match leg {
+        Some(c) => c.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn agent_media_event(ev: MediaEvent) -> Option<CallEvent> {

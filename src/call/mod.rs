@@ -52,6 +52,8 @@ pub enum LegRole {
     },
     CallbackAgent,
     CallbackCustomer,
+    /// The agent's own consultation call (its phone's second call).
+    Consult,
 }
 
 /// A leg's SDP session (RFC 4566 `o=`): its id, fixed for the leg's life,
@@ -71,6 +73,7 @@ impl SdpSession {
             LegRole::CallbackAgent => 1,
             LegRole::CallbackCustomer => 2,
             LegRole::Agent { offer } => 3 + u64::from(offer % 0xf_fff0),
+            LegRole::Consult => 0xf_ffff,
         };
         let id = (leg.call.0 << 20) | role;
         SdpSession { id, version: id }
@@ -96,7 +99,7 @@ pub struct AgentLegRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReqId(pub u64);
 
-pub use crate::metrics::{KeypadResult, TransferHow, TransferResult};
+pub use crate::metrics::{ConsultResult, KeypadResult, TransferHow, TransferResult};
 
 /// Something to count (the driver holds the metric handles).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +116,97 @@ pub enum CallCount {
         to_agent: bool,
         result: TransferResult,
     },
+    Consultation {
+        to_agent: bool,
+        result: ConsultResult,
+    },
+}
+
+/// Where the consulting agent talks during a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Its leg of the call (a consultation from the keypad).
+    Agent,
+    /// The second call its phone placed (its own consultation call).
+    Consult,
+}
+
+/// What a dialog named in a REFER's `Replaces` is, among the call's legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The agent's consultation call.
+    ConsultLeg,
+    /// One of the agent legs this call rang.
+    AgentLeg(AgentLegRef),
+    /// No leg of this call.
+    Unknown,
+}
+
+/// A sound looped under a leg's prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    Silence,
+    HoldMusic,
+    /// The ringing tone (a colleague's phone rings).
+    Ringback,
+}
+
+/// A consultation's SIP and media work, for the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsultAction {
+    /// 180 Ringing on the agent's consultation call.
+    Ring,
+    /// 200 OK with our SDP answer on the consultation call.
+    Answer { sdp: String },
+    /// A final error response to the consultation call's INVITE.
+    Reject { status: u16 },
+    /// BYE the answered consultation call.
+    HangUp,
+    /// Start the consultation call's media towards `remote`; it hears the
+    /// media clock (prompts, music) until bridged. Fails with
+    /// [`CallEvent::ConsultMediaFailed`].
+    StartMedia { remote: Negotiated },
+    /// The agent's leg of the call leaves the held caller and hears the
+    /// media clock (a consultation from the keypad).
+    AgentToClock,
+    /// Play to the consulting side, replacing what plays.
+    Play {
+        side: Side,
+        language: String,
+        prompts: Vec<String>,
+        token: u64,
+    },
+    /// Play after what plays on the consulting side.
+    Append {
+        side: Side,
+        language: String,
+        prompts: Vec<String>,
+    },
+    /// Loop this under the consulting side's prompts.
+    Background { side: Side, sound: Background },
+    /// Start the colleague leg's media on its offer's port and bridge it
+    /// with `side`; answered with [`CallEvent::ColleagueBridged`] or
+    /// [`CallEvent::ColleagueBridgeFailed`].
+    Bridge {
+        leg: AgentLegRef,
+        remote: Negotiated,
+        side: Side,
+    },
+    /// A key of the agent's, from its consultation call on to the colleague.
+    SendDigit(char),
+    /// The consultation call's RTP goes to a new address (its re-INVITE).
+    SetPeer { peer: SocketAddr },
+    /// The colleague's RTP goes to a new address (its re-INVITE).
+    SetColleaguePeer { peer: SocketAddr },
+    /// The colleague's media goes (the consultation ended without a
+    /// hand-over).
+    DropColleague,
+    /// Caller and the agent's leg of the call bridged again, afresh (a
+    /// consultation from the keypad is over).
+    Rejoin,
+    /// Caller and colleague bridged: the colleague's leg is the call's
+    /// agent leg from now on; the consulting agent's media go.
+    HandOver,
 }
 
 /// What the call asks of the ACD (the switchboard).
@@ -149,6 +243,24 @@ pub enum AcdRequest {
     },
     /// The call is over (sent once, if the call ever reached the ACD).
     CallerGone,
+    /// The agent consults `to` before handing the caller over; the news
+    /// come as `QueueNews::Consult`.
+    Consult {
+        to: TransferTarget,
+    },
+    /// The consulted colleague's phone answered.
+    ConsultAnswered {
+        agent: String,
+    },
+    ConsultOfferFailed {
+        agent: String,
+        reason: OfferFailReason,
+    },
+    /// Hand the caller over to the colleague; answered with
+    /// `ConsultNews::Completed` or `CompletionRefused`.
+    CompleteConsult,
+    /// The consultation is over without a hand-over.
+    ConsultGone,
 }
 
 /// What happened to the call, reported to its core.
@@ -213,11 +325,13 @@ pub enum CallEvent {
     AgentBridgeFailed {
         leg: AgentLegRef,
     },
-    /// The bridged agent's phone asks to transfer the caller (REFER).
+    /// The bridged agent's phone asks to transfer the caller (REFER); with
+    /// `replaces`, an attended transfer naming that dialog.
     AgentRefer {
         leg: AgentLegRef,
         req: ReqId,
         target: String,
+        replaces: Option<Replaced>,
     },
     /// A re-INVITE or UPDATE from the bridged agent's phone (hold, resume,
     /// a new address, a refresh): answer it with [`CallAction::ReplyReoffer`].
@@ -247,6 +361,59 @@ pub enum CallEvent {
     AgentRtpTimeout,
     /// The controller is stopping.
     Shutdown,
+    /// The bridged agent's phone called a colleague or a queue (a second
+    /// call, while this one is on hold): its consultation call. The driver
+    /// holds its SIP leg and set `rtp_port` aside for it.
+    ConsultCall(ConsultCall),
+    /// The consultation call's ACK came.
+    ConsultConfirmed,
+    ConsultInfo {
+        req: ReqId,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    ConsultReoffer {
+        req: ReqId,
+        sdp: Option<Vec<u8>>,
+        invite: bool,
+    },
+    /// The consultation call ended (the agent hung it up, or it failed).
+    ConsultEnded(LegEnd),
+    ConsultDigit {
+        digit: char,
+        source: DigitSource,
+    },
+    ConsultPlaybackFinished {
+        token: u64,
+    },
+    ConsultRtpTimeout,
+    /// [`ConsultAction::StartMedia`] failed, or the 200 OK could not be sent.
+    ConsultMediaFailed,
+    /// [`ConsultAction::Bridge`] is done: the agent and its colleague hear
+    /// each other; `local` is our RTP address on the colleague's leg.
+    ColleagueBridged {
+        leg: AgentLegRef,
+        local: SocketAddr,
+    },
+    ColleagueBridgeFailed {
+        leg: AgentLegRef,
+    },
+    ColleagueRtpTimeout,
+}
+
+/// The agent's consultation call, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsultCall {
+    /// The agent whose credentials it carried.
+    pub agent: String,
+    pub dialed: String,
+    /// Its SIP Call-ID (a REFER's `Replaces` names it).
+    pub sip_call_id: String,
+    pub offer: Option<Vec<u8>>,
+    /// Our address for its Contact and SDP.
+    pub local_ip: std::net::IpAddr,
+    /// The RTP port set aside for it (`None`: none was free).
+    pub rtp_port: Option<u16>,
 }
 
 /// What the core asks its driver to do.
@@ -302,13 +469,15 @@ pub enum CallAction {
     /// A key of the agent's, on to the caller.
     SendDigitToCaller(char),
     /// Ring every target with an offer in the caller's codec; answered with
-    /// [`CallEvent::OfferRung`], then events per leg.
+    /// [`CallEvent::OfferRung`], then events per leg. `consulted_by`: a
+    /// consultation from that agent (the phone is told).
     RingAgent {
         offer: u32,
         agent: String,
         targets: Vec<AgentTarget>,
         ticket: String,
         codec: Negotiated,
+        consulted_by: Option<String>,
     },
     /// CANCEL a ringing agent leg, BYE an answered one.
     HangUpAgent {
@@ -362,6 +531,8 @@ pub enum CallAction {
     Count(CallCount),
     /// The call's trunk line is free again (once, at its end).
     ReleaseLine,
+    /// A consultation's SIP and media work.
+    Consult(ConsultAction),
     /// The call is over (the last action).
     Finished {
         outcome: CallOutcome,

@@ -6,9 +6,12 @@
 //! by itself) and none was hung up twice, the line is released exactly
 //! once, the ACD hears the call's end at most once (exactly once when it
 //! still held the call), `Finished` is the last action, and nothing
-//! follows it, and every hold counted has ended.
+//! follows it, and every hold counted has ended. Consultations (from the
+//! keypad or the phone's second call, with the ACD's news about them in any
+//! order) are among the events: the agent's consultation call is ended or
+//! refused once, and the colleague's legs end with the rest.
 
-use super::core::CallCore;
+use super::core::{CallCore, CallState};
 use super::tests::{answer_sdp, arrival, settings, target};
 use super::*;
 use crate::acd::driver::QueueNews;
@@ -46,6 +49,17 @@ enum Op {
     AgentPlaybackDone,
     /// The agent's phone holds (`true`) or resumes with a re-INVITE.
     AgentHold(bool),
+    /// The agent types a consultation code (`##7303#`, `##7202#`, `##7#`, `##0#`).
+    ConsultKeys(u8),
+    /// The agent's phone places its consultation call.
+    ConsultCall,
+    /// The consultation call ends.
+    ConsultEnded,
+    /// The ACD's news about the consultation.
+    ConsultNews(u8),
+    /// The phone's attended transfer (REFER with Replaces naming its
+    /// consultation call).
+    ReferReplaces(usize),
     Advance(u64),
 }
 
@@ -76,6 +90,11 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::PlaybackDone),
         1 => Just(Op::AgentPlaybackDone),
         3 => any::<bool>().prop_map(Op::AgentHold),
+        2 => (0..4u8).prop_map(Op::ConsultKeys),
+        2 => Just(Op::ConsultCall),
+        1 => Just(Op::ConsultEnded),
+        5 => (0..7u8).prop_map(Op::ConsultNews),
+        2 => any::<usize>().prop_map(Op::ReferReplaces),
         3 => (0..40_000u64).prop_map(Op::Advance),
     ]
 }
@@ -105,6 +124,11 @@ struct World {
     next_req: u64,
     /// Holds started and ended, as counted.
     holds: (usize, usize),
+    /// The agent's consultation call was taken and is not over yet.
+    consult_leg: bool,
+    /// It was ended or refused by us (must be once per call taken).
+    consult_leg_closed: usize,
+    consult_calls: usize,
 }
 
 impl World {
@@ -128,6 +152,9 @@ impl World {
             after_finish: 0,
             next_req: 0,
             holds: (0, 0),
+            consult_leg: false,
+            consult_leg_closed: 0,
+            consult_calls: 0,
         };
         w.drain()?;
         Ok(w)
@@ -176,6 +203,24 @@ impl World {
                 }
                 CallAction::HangUpAgent { leg } | CallAction::TransferDone { leg } => {
                     self.leg_end(leg)?;
+                }
+                CallAction::Consult(ConsultAction::Bridge { leg, .. }) => {
+                    let ev = if self.bridge_fails {
+                        CallEvent::ColleagueBridgeFailed { leg }
+                    } else {
+                        CallEvent::ColleagueBridged {
+                            leg,
+                            local: "127.0.0.1:31002".parse().expect("addr"),
+                        }
+                    };
+                    self.core.handle_event(self.now, ev);
+                }
+                CallAction::Consult(ConsultAction::Reject { .. } | ConsultAction::HangUp) => {
+                    self.consult_leg_closed += 1;
+                    prop_assert!(
+                        std::mem::take(&mut self.consult_leg),
+                        "the consultation call was ended twice, or never taken"
+                    );
                 }
                 CallAction::Acd(AcdRequest::Enqueue { .. })
                 | CallAction::Acd(AcdRequest::RequestCallback { .. }) => self.held_by_acd = true,
@@ -251,6 +296,7 @@ impl World {
                         leg,
                         req: ReqId(self.next_req),
                         target: TARGETS[usize::from(t)].into(),
+                        replaces: None,
                     })
                 }
                 None => Ok(()),
@@ -307,6 +353,78 @@ impl World {
             Op::AgentPlaybackDone => self.ev(CallEvent::AgentPlaybackFinished {
                 token: self.agent_token,
             }),
+            Op::ConsultKeys(k) => {
+                let keys = ["##7303#", "##7202#", "##7#", "##0#"][usize::from(k)];
+                for digit in keys.chars() {
+                    self.ev(CallEvent::AgentDigit {
+                        digit,
+                        source: DigitSource::Rfc4733,
+                    })?;
+                }
+                Ok(())
+            }
+            Op::ConsultCall => {
+                if self.consult_leg || self.core.is_ended() {
+                    // The driver holds one consultation call at a time.
+                    return Ok(());
+                }
+                self.consult_calls += 1;
+                self.consult_leg = true;
+                self.ev(CallEvent::ConsultCall(ConsultCall {
+                    agent: "ana".into(),
+                    dialed: "303".into(),
+                    sip_call_id: "c2".into(),
+                    offer: Some(
+                        String::from_utf8_lossy(&answer_sdp(40010))
+                            .into_owned()
+                            .into_bytes(),
+                    ),
+                    local_ip: "127.0.0.1".parse().expect("ip"),
+                    rtp_port: Some(30010),
+                }))
+            }
+            Op::ConsultEnded => {
+                if !std::mem::take(&mut self.consult_leg) {
+                    return Ok(());
+                }
+                self.consult_leg_closed += 1;
+                self.ev(CallEvent::ConsultEnded(LegEnd::CallerBye))
+            }
+            Op::ConsultNews(k) => {
+                use crate::acd::driver::ConsultNews;
+                let news = match k {
+                    0 => ConsultNews::Queued,
+                    1 => ConsultNews::Announce {
+                        position: 1,
+                        ewt_minutes: 0,
+                    },
+                    2 | 7 => ConsultNews::Offer {
+                        agent: "carmen".into(),
+                        targets: (0..self.pending_contacts.max(1)).map(target).collect(),
+                    },
+                    3 => ConsultNews::CancelOffer {
+                        agent: "carmen".into(),
+                    },
+                    4 => ConsultNews::Rejected {
+                        reason: "no answer",
+                    },
+                    5 | 8 | 9 => ConsultNews::Completed,
+                    _ => ConsultNews::CompletionRefused { reason: "x" },
+                };
+                self.ev(CallEvent::Acd(QueueNews::Consult(news)))
+            }
+            Op::ReferReplaces(i) => match self.pick(i) {
+                Some(leg) => {
+                    self.next_req += 1;
+                    self.ev(CallEvent::AgentRefer {
+                        leg,
+                        req: ReqId(self.next_req),
+                        target: "303".into(),
+                        replaces: Some(Replaced::ConsultLeg),
+                    })
+                }
+                None => Ok(()),
+            },
             Op::Advance(ms) => {
                 self.now += Duration::from_millis(ms);
                 self.core.handle_timeout(self.now);
@@ -317,8 +435,56 @@ impl World {
     }
 }
 
+/// What happens around a consultation, weighted towards it.
+fn consult_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => Just(Op::AgentRtpTimeout),
+        4 => (0..3u16).prop_map(|contacts| Op::Offer { contacts }),
+        8 => any::<usize>().prop_map(Op::Answer),
+        2 => (any::<usize>(), prop_oneof![Just(486u16), Just(408), Just(0)])
+            .prop_map(|(i, s)| Op::Fail(i, s)),
+        2 => any::<usize>().prop_map(Op::AgentEnds),
+        1 => Just(Op::BridgeFails),
+        1 => (0..4u8).prop_map(Op::Refer),
+        3 => (0..12u8).prop_map(Op::AgentKey),
+        1 => Just(Op::AgentPlaybackDone),
+        2 => any::<bool>().prop_map(Op::AgentHold),
+        4 => (0..4u8).prop_map(Op::ConsultKeys),
+        3 => Just(Op::ConsultCall),
+        1 => Just(Op::ConsultEnded),
+        8 => (0..10u8).prop_map(Op::ConsultNews),
+        3 => any::<usize>().prop_map(Op::ReferReplaces),
+        1 => (0..4_000u64).prop_map(Op::Advance),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn consultations_in_any_order_end_with_every_leg_and_the_acd_told(
+        ops in prop::collection::vec(consult_op(), 0..60),
+    ) {
+        // A caller bridged with Ana first.
+        let mut w = World::new("201")?;
+        for op in [Op::Ack, Op::Offer { contacts: 1 }, Op::Answer(0)] {
+            w.apply(op)?;
+        }
+        prop_assert!(matches!(w.core.view().state, CallState::OnCall));
+        for op in ops {
+            w.apply(op)?;
+        }
+        w.apply(Op::CallerEnds(0))?;
+        prop_assert!(w.core.is_ended());
+        prop_assert_eq!(w.finished, 1);
+        prop_assert_eq!(w.after_finish, 0, "actions after Finished");
+        prop_assert_eq!(w.released, 1);
+        prop_assert!(w.legs.is_empty(), "legs never ended: {:?}", w.legs);
+        prop_assert_eq!(w.holds.0, w.holds.1, "every hold counted ends");
+        prop_assert!(!w.consult_leg, "the consultation call outlived the call");
+        prop_assert_eq!(w.consult_leg_closed, w.consult_calls);
+        prop_assert_eq!(w.gone, 1, "the ACD hears the call's end once");
+    }
 
     #[test]
     fn every_leg_ends_and_the_line_and_the_acd_hear_the_end_once(
@@ -341,6 +507,8 @@ proptest! {
         prop_assert!(w.legs.is_empty(), "legs never ended: {:?}", w.legs);
         prop_assert!(w.gone <= 1);
         prop_assert_eq!(w.holds.0, w.holds.1, "every hold counted ends");
+        prop_assert!(!w.consult_leg, "the consultation call outlived the call");
+        prop_assert_eq!(w.consult_leg_closed, w.consult_calls);
         if w.held_by_acd && !w.acd_finished {
             prop_assert_eq!(w.gone, 1, "the ACD must hear the call's end");
         }

@@ -972,6 +972,7 @@ fn a_refer_keeps_the_bridge_until_the_acd_takes_the_transfer() {
         leg: leg(0),
         req: ReqId(9),
         target: "hardware".into(),
+        replaces: None,
     });
     assert!(acts.contains(&CallAction::ReplyRefer {
         req: ReqId(9),
@@ -1003,6 +1004,7 @@ fn a_refused_refer_keeps_the_caller_with_the_agent_who_hears_it_failed() {
         leg: leg(0),
         req: ReqId(9),
         target: "carmen".into(),
+        replaces: None,
     });
     let acts = h.news(QueueNews::TransferRejected {
         reason: "agent logged out",
@@ -1041,6 +1043,7 @@ fn a_transfer_to_the_same_agent_is_notified_403() {
         leg: leg(0),
         req: ReqId(9),
         target: "ana".into(),
+        replaces: None,
     });
     let acts = h.news(QueueNews::TransferRejected {
         reason: "same agent",
@@ -1058,6 +1061,7 @@ fn a_refer_to_an_unknown_target_is_refused_404_without_asking_the_acd() {
         leg: leg(0),
         req: ReqId(9),
         target: "nowhere".into(),
+        replaces: None,
     });
     assert_eq!(
         acts,
@@ -1075,6 +1079,7 @@ fn the_phone_hanging_up_after_its_refer_does_not_end_the_transfer() {
         leg: leg(0),
         req: ReqId(9),
         target: "hardware".into(),
+        replaces: None,
     });
     assert!(h.ev(CallEvent::AgentEnded { leg: leg(0) }).is_empty());
     let acts = h.news(QueueNews::Transferred);
@@ -1092,6 +1097,7 @@ fn a_refused_transfer_after_the_phone_hung_up_ends_the_call() {
         leg: leg(0),
         req: ReqId(9),
         target: "carmen".into(),
+        replaces: None,
     });
     h.ev(CallEvent::AgentEnded { leg: leg(0) });
     let acts = h.news(QueueNews::TransferRejected {
@@ -1340,3 +1346,5 @@ fn the_keypad_hold_code_holds_and_resumes_the_caller() {
     assert!(acts.contains(&CallAction::ResumeCaller));
     assert_eq!(h.core.hold_stats().count, 1);
 }
+
+mod consult;

@@ -179,6 +179,12 @@ pub struct FeatureCodes {
     /// key.
     #[serde(default = "default_hold_code")]
     pub hold: String,
+    /// Typed after the transfer prefix, before a target (`##7303#` by
+    /// default): consult that colleague or queue with the caller on hold;
+    /// alone (`##7#`) it hands the caller over to the colleague who
+    /// answered, and the hold code (`##0#`) goes back to the caller.
+    #[serde(default = "default_consult_code")]
+    pub consult: String,
 }
 
 impl FeatureCodes {
@@ -205,6 +211,7 @@ impl Default for FeatureCodes {
             logout: default_logout_code(),
             transfer_prefix: default_transfer_prefix(),
             hold: default_hold_code(),
+            consult: default_consult_code(),
         }
     }
 }
@@ -375,6 +382,10 @@ fn default_logout_code() -> String {
 fn default_hold_code() -> String {
     "0".into()
 }
+fn default_consult_code() -> String {
+    "7".into()
+}
+
 fn default_transfer_prefix() -> String {
     "##".into()
 }

@@ -335,6 +335,18 @@ fn validate_agents(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
             "expected digits, e.g. \"0\" (##0# holds)".into(),
         );
     }
+    let consult = &f.features.consult;
+    if consult.is_empty() || !consult.chars().all(|c| c.is_ascii_digit()) {
+        err(
+            "features.consult",
+            "expected digits, e.g. \"7\" (##7303# consults extension 303)".into(),
+        );
+    } else if hold.starts_with(consult.as_str()) || consult.starts_with(hold.as_str()) {
+        err(
+            "features.consult",
+            format!("{consult:?} and the hold code {hold:?} would be mistaken for each other"),
+        );
+    }
     validate_direct_numbers(f, &codes, err);
 }
 
@@ -371,6 +383,14 @@ fn validate_direct_numbers(
             err(
                 &key,
                 format!("{number:?} is also the in-call hold code (features.hold)"),
+            );
+        } else if !f.features.consult.is_empty() && number.starts_with(&f.features.consult) {
+            err(
+                &key,
+                format!(
+                    "{number:?} begins with the in-call consultation code {:?} (features.consult)",
+                    f.features.consult
+                ),
             );
         } else if f.agents.values().any(|a| &a.sip_user == number) && !key.starts_with("agents.") {
             err(&key, format!("{number:?} is also an agent's sip_user"));

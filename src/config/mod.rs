@@ -207,6 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn the_consultation_code_begins_no_number_and_is_not_the_hold_code() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\nconsult = \"3\"\n[queues.a]\nnumber = \"301\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        assert!(
+            errs.iter()
+                .any(|e| e.key == "queues.a.number" && e.message.contains("features.consult")),
+            "{errs:?}"
+        );
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\nconsult = \"0\"\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        assert_eq!(errs[0].key, "features.consult", "{errs:?}");
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let text = "[numbers]\n\"100\" = \"idioma\"\n";
         let ov = Overrides {

@@ -205,7 +205,8 @@ impl MediaSession {
 
     /// Bridge two legs: what either receives goes out of the other's socket
     /// to the other's peer, as it came (payload, SSRC, DTMF events); the
-    /// clock stops playing to both. `a_to_b` and `b_to_a` label the relay
+    /// clock stops playing to both. Whatever either was bridged to before
+    /// (parked or not) is forgotten. `a_to_b` and `b_to_a` label the relay
     /// counters. With `b_keys`, `b`'s RFC 4733 keys are not relayed but
     /// reported as digits on `b`'s events; [`MediaSession::send_digit`] on
     /// `b` passes one on to `a`.
@@ -216,6 +217,11 @@ impl MediaSession {
         b_to_a: &'static str,
         b_keys: bool,
     ) {
+        for leg in [a, b] {
+            if let Ok(mut p) = leg.parked.lock() {
+                *p = None;
+            }
+        }
         if let Ok(mut f) = a.forward.lock() {
             *f = Some(Forward {
                 socket: Arc::clone(&b.socket),
@@ -255,7 +261,11 @@ impl MediaSession {
     }
 
     /// The media clock plays to this leg's peer again (it stopped when the
-    /// leg was bridged).
+    /// leg was bridged): silence until something is played.
+    pub fn join_clock(&self) -> std::io::Result<()> {
+        self.rejoin_clock()
+    }
+
     fn rejoin_clock(&self) -> std::io::Result<()> {
         self.clock.send(ClockCommand::Add(Box::new(StreamSetup {
             id: self.id,

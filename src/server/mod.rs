@@ -120,10 +120,13 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<LoadPr
         }
     }
     names.extend((0..100).map(|n| format!("numbers/{n}")));
-    let extra = vec![(
-        "hold_music".to_string(),
-        format!("{}.wav", config.hold_music),
-    )];
+    let extra = vec![
+        (
+            "hold_music".to_string(),
+            format!("{}.wav", config.hold_music),
+        ),
+        ("ringback".to_string(), "music/ringback.wav".to_string()),
+    ];
     let prompts = match PromptLibrary::load(&config.sounds_dir, &config.languages, &names, &extra) {
         Ok(p) => Some(p),
         Err(es) => {

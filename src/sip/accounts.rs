@@ -269,6 +269,14 @@ impl Accounts {
         }
     }
 
+    /// Whether a request with this From user came from one of that agent's
+    /// registered phones (the address its REGISTER came from).
+    pub fn from_agent_phone(&self, from_user: &str, source: SocketAddr, now: Instant) -> bool {
+        self.users
+            .get(from_user)
+            .is_some_and(|(agent, _)| self.bindings(agent, now).iter().any(|b| b.source == source))
+    }
+
     /// The live bindings of an agent, best first.
     pub fn bindings(&self, agent: &str, now: Instant) -> Vec<Binding> {
         let Some(user) = self.agent_users.get(agent) else {

@@ -36,8 +36,9 @@ pub struct IncomingCall {
     pub local_ip: IpAddr,
     /// The SDP offer, if the INVITE carried one.
     pub offer: Option<Vec<u8>>,
-    /// The agent (by id) whose digest credentials the INVITE carried, for
-    /// numbers that only agents may dial (feature codes).
+    /// The agent (by id) whose digest credentials the INVITE carried: for
+    /// numbers only agents may dial (feature codes, agents' extensions),
+    /// and for any call from an agent's registered phone (a consultation).
     pub agent: Option<String>,
 }
 
@@ -145,8 +146,13 @@ pub enum AgentLegEvent {
     /// A final error (486 busy, 603 declined, 408…); 0 if no response came.
     Failed { status: u16 },
     /// The agent's phone asks to transfer the caller (REFER): the user part
-    /// of its Refer-To (a queue's name or an agent's SIP user).
-    Refer { target: String, reply: ReferReply },
+    /// of its Refer-To (a queue's name or an agent's SIP user), and the
+    /// Call-ID its `Replaces` names (an attended transfer, RFC 3891).
+    Refer {
+        target: String,
+        replaces: Option<String>,
+        reply: ReferReply,
+    },
     /// A re-INVITE (`invite`) or UPDATE from the agent's phone (hold,
     /// resume, a new address, a session refresh): answer it with
     /// [`OfferReply`].
@@ -249,6 +255,11 @@ impl AgentLeg {
         let _ = self.dialog.hangup().await;
     }
 
+    /// The leg's SIP Call-ID (a REFER's `Replaces` may name it).
+    pub fn call_id(&self) -> String {
+        self.dialog.id().call_id
+    }
+
     /// Re-INVITE the phone with our offer: its SDP answer, or the error
     /// status (0 when no answer came). A 491 (glare) is retried once after
     /// RFC 3261's random 2.1-4 s; a phone that never answers is given up
@@ -279,7 +290,8 @@ pub trait CallHandler: Send + Sync + 'static {
     fn incoming(&self, call: IncomingCall, leg: CallLeg, events: mpsc::UnboundedReceiver<LegEvent>);
     /// Whether the dialed number is one we answer (else 404).
     fn knows_number(&self, dialed: &str) -> bool;
-    /// Whether only an authenticated agent may dial it (feature codes).
+    /// Whether only an authenticated agent may dial it (feature codes,
+    /// agents' extensions).
     fn needs_agent(&self, dialed: &str) -> bool;
 }
 
@@ -607,7 +619,20 @@ impl Adapter {
                 return reply(&mut tx, 406, vec![("Accept", "application/sdp")]).await;
             }
         }
-        let agent = if self.handler.needs_agent(&dialed) {
+        let (source, _) = peer_of(&tx);
+        let source = source.unwrap_or(self.local_addr);
+        let from_user = req
+            .from_header()
+            .ok()
+            .and_then(|f| f.uri().ok())
+            .and_then(|u| u.user().map(str::to_string))
+            .unwrap_or_default();
+        // An agent's own phone is asked who it is whatever it dials: its
+        // call may be a consultation about the call it holds.
+        let from_agent =
+            self.accounts
+                .from_agent_phone(&from_user, source, std::time::Instant::now());
+        let agent = if self.handler.needs_agent(&dialed) || from_agent {
             let authz = header_values(req, "Authorization").into_iter().next();
             let ua = header_values(req, "User-Agent").into_iter().next();
             match self.accounts.authenticate(
@@ -630,8 +655,6 @@ impl Adapter {
             None
         };
         let req = &tx.original;
-        let (source, _) = peer_of(&tx);
-        let source = source.unwrap_or(self.local_addr);
         let local_ip = self
             .opts
             .advertise
@@ -760,16 +783,8 @@ async fn watch_agent_leg(
                 }
                 Some(DialogState::Refer(_, req, handle)) => {
                     let refer_to = req.header_value("Refer-To").unwrap_or_default();
-                    let target = refer_to
-                        .trim()
-                        .trim_start_matches('<')
-                        .split(['>', ';', '?'])
-                        .next()
-                        .and_then(|u| u.split_once(':'))
-                        .and_then(|(_, rest)| rest.split('@').next())
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = events.send(AgentLegEvent::Refer { target, reply: ReferReply(handle) });
+                    let (target, replaces) = parse_refer_to(&refer_to);
+                    let _ = events.send(AgentLegEvent::Refer { target, replaces, reply: ReferReply(handle) });
                 }
                 Some(DialogState::Updated(_, req, handle)) => {
                     let body = req.body().clone();
@@ -798,6 +813,64 @@ async fn watch_agent_leg(
             },
         }
     }
+}
+
+/// A Refer-To value's target (the URI's user part: a queue's name or
+/// number, an agent's SIP user or extension) and the Call-ID named by its
+/// `Replaces` header parameter, if any (`?Replaces=<call-id>%3Bto-tag%3D…`,
+/// RFC 3891 §6.1). Hand-written: a few lines of percent-decoding.
+pub fn parse_refer_to(value: &str) -> (String, Option<String>) {
+    let uri = value
+        .trim()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default();
+    let target = uri
+        .split([';', '?'])
+        .next()
+        .and_then(|u| u.split_once(':'))
+        .and_then(|(_, rest)| rest.split('@').next())
+        .unwrap_or_default()
+        .to_string();
+    let replaces = uri
+        .split_once('?')
+        .map(|(_, headers)| headers)
+        .into_iter()
+        .flat_map(|h| h.split('&'))
+        .filter_map(|h| h.split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("replaces"))
+        .map(|(_, v)| percent_decode(v))
+        .and_then(|v| {
+            let call_id = v.split(';').next().unwrap_or_default().trim().to_string();
+            (!call_id.is_empty()).then_some(call_id)
+        });
+    (target, replaces)
+}
+
+/// `%XX` escapes decoded (a bad escape is kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Translate one dialog's state changes into [`LegEvent`]s until it ends.
@@ -862,5 +935,39 @@ async fn watch_dialog(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_refer_to;
+
+    #[test]
+    fn a_blind_refer_to_names_its_target_only() {
+        assert_eq!(
+            parse_refer_to("<sip:202@10.0.0.1:5060>"),
+            ("202".to_string(), None)
+        );
+        assert_eq!(
+            parse_refer_to("sip:hardware@10.0.0.1;transport=udp"),
+            ("hardware".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn an_attended_refer_to_names_the_replaced_call_id_percent_decoded() {
+        let v = "<sip:303@127.0.0.1:5060?Replaces=consult-1%40phone%3Bto-tag%3Dab%3Bfrom-tag%3Dcd>";
+        assert_eq!(
+            parse_refer_to(v),
+            ("303".to_string(), Some("consult-1@phone".to_string()))
+        );
+        // Other header parameters, lower case, a bad escape kept as written.
+        let v = "<sip:carmen@h?Require=replaces&replaces=x%zz%3Bfrom-tag%3D1>";
+        assert_eq!(
+            parse_refer_to(v),
+            ("carmen".to_string(), Some("x%zz".to_string()))
+        );
+        // An empty Replaces names nothing.
+        assert_eq!(parse_refer_to("<sip:303@h?Replaces=>").1, None);
     }
 }

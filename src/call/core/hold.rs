@@ -192,7 +192,10 @@ impl CallCore {
         } else {
             self.emit(CallAction::SetAgentPeer { peer });
         }
-        if hold {
+        if self.consulting_on_agent_leg() {
+            // The agent's leg carries a consultation from the keypad: the
+            // caller stays on hold until it is over.
+        } else if hold {
             self.start_hold(now);
         } else {
             self.end_hold(now);

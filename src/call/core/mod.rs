@@ -16,6 +16,7 @@
 //! still up, tells the ACD once, releases its line once and reports the
 //! outcome last ([`CallAction::Finished`]); after that it ignores events.
 
+mod consult;
 mod hold;
 
 use super::keypad::{Keypad, KeypadAction};
@@ -84,6 +85,8 @@ pub enum CallState {
     Ringing,
     OnCall,
     Transferring,
+    /// The agent consults a colleague (the caller on hold).
+    Consulting,
     Leaving,
     Ended,
 }
@@ -168,6 +171,26 @@ struct Bridge {
     held_since: Option<Instant>,
     /// The caller's own hold, as the agent's phone is told of it.
     mirror: Mirror,
+    /// The consultation the agent is making (attended transfer).
+    consult: Option<Box<consult::Consult>>,
+}
+
+impl Bridge {
+    /// `agent` on `leg`, its media as answered and our SDP on it.
+    fn new(agent: String, leg: AgentLegRef, agent_media: Negotiated, agent_sdp: LegSdp) -> Bridge {
+        Bridge {
+            agent,
+            leg,
+            transfer: None,
+            agent_gone: false,
+            to_agent: None,
+            agent_media,
+            agent_sdp,
+            held_since: None,
+            mirror: Mirror::default(),
+            consult: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -292,6 +315,28 @@ impl CallCore {
             }
             CallEvent::Acd(news) => self.acd_news(news),
             CallEvent::OfferRung { offer, contacts } => self.offer_rung(offer, contacts),
+            CallEvent::AgentAnswered { leg, sdp } if self.is_colleague_leg(leg) => {
+                self.colleague_answered(leg, &sdp)
+            }
+            CallEvent::AgentFailed { leg, status } if self.is_colleague_leg(leg) => {
+                self.legs.remove(&leg);
+                self.colleague_failed(leg, status)
+            }
+            CallEvent::AgentEnded { leg } if self.is_colleague_leg(leg) => {
+                self.legs.remove(&leg);
+                self.colleague_ended(leg)
+            }
+            CallEvent::AgentReoffer {
+                leg,
+                req,
+                sdp,
+                invite,
+            } if self.is_colleague_leg(leg) => {
+                self.colleague_reoffer(leg, req, sdp.as_deref(), invite)
+            }
+            CallEvent::AgentRefer { leg, req, .. } if self.is_colleague_leg(leg) => {
+                self.emit(CallAction::ReplyRefer { req, status: 403 })
+            }
             CallEvent::AgentAnswered { leg, sdp } => self.agent_answered(leg, sdp),
             CallEvent::AgentFailed { leg, status } => self.agent_failed(leg, status),
             CallEvent::AgentBridged { leg, local } => self.agent_bridged(leg, local),
@@ -305,7 +350,18 @@ impl CallCore {
             CallEvent::AgentReofferAnswered { leg, answer } => {
                 self.agent_reoffer_answered(leg, answer)
             }
-            CallEvent::AgentRefer { leg, req, target } => self.refer(leg, req, &target),
+            CallEvent::AgentRefer {
+                leg,
+                req,
+                replaces: Some(replaced),
+                ..
+            } => self.refer_replaces(leg, req, replaced),
+            CallEvent::AgentRefer {
+                leg,
+                req,
+                target,
+                replaces: None,
+            } => self.refer(leg, req, &target),
             CallEvent::AgentEnded { leg } => self.agent_ended(leg),
             CallEvent::AgentDigit { digit, source } => self.agent_digit(now, digit, source),
             CallEvent::AgentPlaybackFinished { token } => self.agent_playback_finished(token),
@@ -319,6 +375,29 @@ impl CallCore {
                 let caller = self.caller_end_for(503);
                 self.end(CallOutcome::Shutdown, caller);
             }
+            CallEvent::ConsultCall(c) => self.consult_call(c),
+            CallEvent::ConsultConfirmed => {}
+            CallEvent::ConsultInfo {
+                req,
+                content_type,
+                body,
+            } => self.consult_call_info(now, req, &content_type, &body),
+            CallEvent::ConsultReoffer { req, sdp, invite } => {
+                self.consult_call_reoffer(req, sdp.as_deref(), invite)
+            }
+            CallEvent::ConsultEnded(end) => self.consult_call_ended(end),
+            CallEvent::ConsultDigit { digit, source } => {
+                self.consult_call_digit(now, digit, source)
+            }
+            CallEvent::ConsultPlaybackFinished { token } => {
+                self.consult_playback_finished(token);
+            }
+            CallEvent::ConsultRtpTimeout | CallEvent::ConsultMediaFailed => {
+                self.consult_call_media_failed()
+            }
+            CallEvent::ColleagueBridged { leg, local } => self.colleague_bridged(leg, local),
+            CallEvent::ColleagueBridgeFailed { leg } => self.colleague_bridge_failed(leg),
+            CallEvent::ColleagueRtpTimeout => self.colleague_rtp_timeout(),
         }
         self.sync_timers();
     }
@@ -383,6 +462,9 @@ impl CallCore {
             },
             Phase::Bridged(b) if b.transfer.is_some() => {
                 (CallState::Transferring, Some(b.agent.as_str()))
+            }
+            Phase::Bridged(b) if b.consult.is_some() => {
+                (CallState::Consulting, Some(b.agent.as_str()))
             }
             Phase::Bridged(b) => (CallState::OnCall, Some(b.agent.as_str())),
             Phase::Ended => (CallState::Ended, None),
@@ -477,6 +559,7 @@ impl CallCore {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        self.end_consultation_with_call();
         self.leave_hold(self.now);
         let legs: Vec<AgentLegRef> = self.legs.iter().copied().collect();
         for leg in legs {
@@ -505,7 +588,10 @@ impl CallCore {
         }
         self.timers[Timer::Ivr as usize] = self.ivr.as_ref().and_then(IvrCall::poll_timeout);
         self.timers[Timer::Keypad as usize] = match self.phase {
-            Phase::Bridged(_) => self.keypad.deadline(),
+            Phase::Bridged(_) => [self.keypad.deadline(), self.consult_keypad_deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
             _ => None,
         };
     }
@@ -526,6 +612,7 @@ impl CallCore {
             Timer::Keypad => {
                 let action = self.keypad.on_timeout(now);
                 self.on_keypad(action);
+                self.consult_keypad_timeout(now);
             }
         }
     }
@@ -938,7 +1025,7 @@ impl CallCore {
             QueueNews::CallbackRefused => self.callback_refused(),
             QueueNews::Transferred => self.transferred(),
             QueueNews::TransferRejected { reason } => self.transfer_rejected(reason),
-            QueueNews::Consult(_) => {}
+            QueueNews::Consult(news) => self.consult_news(news),
         }
     }
 
@@ -951,22 +1038,8 @@ impl CallCore {
         if !self.waiting() {
             return;
         }
-        let mut names = Vec::new();
-        if !std::mem::replace(&mut self.announced, true) {
-            // The first time: "all our technicians are busy, please hold".
-            names.push("queue_wait".to_string());
-        }
-        names.extend([
-            "position_is".to_string(),
-            format!("numbers/{}", position.min(99)),
-            "estimated_wait".into(),
-        ]);
-        match ewt_minutes {
-            0 => names.push("less_than_a_minute".into()),
-            1 => names.extend(["numbers/1".to_string(), "minute".into()]),
-            n => names.extend([format!("numbers/{}", n.min(99)), "minutes".into()]),
-        }
-        self.append(names);
+        let first = !std::mem::replace(&mut self.announced, true);
+        self.append(announcement(position, ewt_minutes, first));
     }
 
     /// The ACD offers the call to `agent`: ring its phones, unless the
@@ -1007,6 +1080,7 @@ impl CallCore {
             targets,
             ticket,
             codec,
+            consulted_by: None,
         });
     }
 
@@ -1021,6 +1095,9 @@ impl CallCore {
     fn offer_rung(&mut self, no: u32, contacts: u16) {
         for contact in 0..contacts {
             self.legs.insert(AgentLegRef { offer: no, contact });
+        }
+        if matches!(self.phase, Phase::Bridged(_)) {
+            return self.consult_offer_rung(no, contacts);
         }
         let Some(o) = self.offer_mut(no) else {
             // Withdrawn before its legs were placed.
@@ -1118,17 +1195,8 @@ impl CallCore {
             call: self.id,
             role: LegRole::Agent { offer: leg.offer },
         });
-        self.phase = Phase::Bridged(Bridge {
-            agent: agent.clone(),
-            leg,
-            transfer: None,
-            agent_gone: false,
-            to_agent: None,
-            agent_media: answer,
-            agent_sdp: LegSdp::offered(local, session, &codec),
-            held_since: None,
-            mirror: Mirror::default(),
-        });
+        let sdp = LegSdp::offered(local, session, &codec);
+        self.phase = Phase::Bridged(Bridge::new(agent.clone(), leg, answer, sdp));
         self.ask_acd(AcdRequest::AgentAnswered { agent });
     }
 
@@ -1189,6 +1257,9 @@ impl CallCore {
             b.agent_gone = true;
             return;
         }
+        if b.consult.is_some() && self.agent_left_consultation() {
+            return;
+        }
         self.end(CallOutcome::AgentHangup, CallerEnd::Bye);
     }
 
@@ -1211,6 +1282,14 @@ impl CallCore {
                 }
             }
             KeypadAction::Cancelled => tracing::info!("the agent abandoned a feature code"),
+            KeypadAction::Transfer(code) if self.consulting() => self.consult_code(&code),
+            KeypadAction::Transfer(target)
+                if target.len() > self.settings.config.features.consult.len()
+                    && target.starts_with(&self.settings.config.features.consult) =>
+            {
+                let code = self.settings.config.features.consult.len();
+                self.consult_from_keypad(&target[code..]);
+            }
             KeypadAction::Transfer(target) if target == self.settings.config.features.hold => {
                 // The in-call hold code: hold, or resume.
                 if self.on_hold() {
@@ -1358,6 +1437,9 @@ impl CallCore {
     }
 
     fn agent_playback_finished(&mut self, token: u64) {
+        if self.consult_playback_finished(token) {
+            return;
+        }
         let Phase::Bridged(b) = &mut self.phase else {
             return;
         };
@@ -1366,6 +1448,26 @@ impl CallCore {
             self.emit(CallAction::ResumeBridge);
         }
     }
+}
+
+/// A queue announcement: the position and the estimated wait, after "all
+/// our technicians are busy, please hold" the `first` time.
+fn announcement(position: usize, ewt_minutes: u32, first: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    if first {
+        names.push("queue_wait".to_string());
+    }
+    names.extend([
+        "position_is".to_string(),
+        format!("numbers/{}", position.min(99)),
+        "estimated_wait".into(),
+    ]);
+    match ewt_minutes {
+        0 => names.push("less_than_a_minute".into()),
+        1 => names.extend(["numbers/1".to_string(), "minute".into()]),
+        n => names.extend([format!("numbers/{}", n.min(99)), "minutes".into()]),
+    }
+    names
 }
 
 /// The caller's From user at `source` (never a host name from the message);
