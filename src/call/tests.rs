@@ -963,6 +963,26 @@ fn a_refresh_from_the_caller_tells_the_agents_phone_nothing() {
     assert!(reoffered_agent(&acts).is_none());
 }
 
+#[test]
+fn a_phone_that_holds_and_sends_nothing_meanwhile_is_not_hung_up_for_it() {
+    // The agent's phone holds with a=inactive: no RTP is expected from it.
+    let mut h = H::bridged();
+    agent_reoffer(&mut h, 1, agent_offer("a=inactive\r\n", "127.0.0.1"));
+    assert!(h.ev(CallEvent::AgentRtpTimeout).is_empty());
+    assert_eq!(h.state(), CallState::OnCall);
+    // Resumed, silence is a dead phone again.
+    agent_reoffer(&mut h, 2, agent_offer("a=sendrecv\r\n", "127.0.0.1"));
+    h.ev(CallEvent::AgentRtpTimeout);
+    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+    // The caller's phone likewise.
+    let mut h = H::bridged();
+    caller_reoffer(&mut h, 1, "inactive");
+    assert!(h.ev(CallEvent::CallerRtpTimeout).is_empty());
+    caller_reoffer(&mut h, 2, "sendrecv");
+    h.ev(CallEvent::CallerRtpTimeout);
+    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+}
+
 // ------------------------------------------------------------ transfer
 
 #[test]

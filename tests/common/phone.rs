@@ -142,29 +142,69 @@ impl AgentPhone {
         self.in_dialog("REFER", &extra).await;
     }
 
+    /// The phone's attended transfer: REFER on its call with the caller,
+    /// `Refer-To` naming `target` with a `Replaces` of the consultation
+    /// call `consult` (RFC 3891); the REFER's final response, if one comes.
+    pub async fn refer_replaces(&self, target: &str, consult: &super::Call) -> Option<Msg> {
+        let to_tag = consult
+            .to_header
+            .split("tag=")
+            .nth(1)
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let replaces = format!(
+            "{};to-tag={to_tag};from-tag={}",
+            consult.call_id, consult.from_tag
+        );
+        let escaped: String = replaces
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let extra = format!(
+            "Refer-To: <sip:{target}@{}?Replaces={escaped}>\r\nReferred-By: <sip:phone@{}>\r\n",
+            self.server.ip(),
+            self.server.ip()
+        );
+        let cseq = self.in_dialog_with("REFER", &extra, "").await;
+        self.final_response(cseq, "REFER").await
+    }
+
+    /// The final response to the phone's request `cseq method`, within 5 s.
+    async fn final_response(&self, cseq: u32, method: &str) -> Option<Msg> {
+        let want = format!("{cseq} {method}");
+        let log = Arc::clone(&self.log);
+        let mut found = None;
+        super::wait_until(Duration::from_secs(5), "the final response", || {
+            found = log.lock().ok().and_then(|l| {
+                l.responses
+                    .iter()
+                    .find(|m| {
+                        m.status().is_some_and(|s| s >= 200)
+                            && m.header("cseq") == Some(want.as_str())
+                    })
+                    .cloned()
+            });
+            found.is_some()
+        })
+        .await;
+        found
+    }
+
     /// Re-INVITE the call with `sdp` (hold, resume, a refresh): the final
     /// response (ACKed when 2xx), if one comes within 5 s.
     pub async fn reinvite(&self, sdp: &str) -> Option<Msg> {
         let cseq = self
             .in_dialog_with("INVITE", "Content-Type: application/sdp\r\n", sdp)
             .await;
-        let final_response = |l: &PhoneLog| {
-            l.responses
-                .iter()
-                .find(|m| {
-                    m.status().is_some_and(|s| s >= 200)
-                        && m.header("cseq") == Some(format!("{cseq} INVITE").as_str())
-                })
-                .cloned()
-        };
-        let log = Arc::clone(&self.log);
-        let mut found = None;
-        super::wait_until(Duration::from_secs(5), "the re-INVITE's answer", || {
-            found = log.lock().ok().and_then(|l| final_response(&l));
-            found.is_some()
-        })
-        .await;
-        let resp = found?;
+        let resp = self.final_response(cseq, "INVITE").await?;
         if resp.status().is_some_and(|s| (200..300).contains(&s)) {
             self.ack(cseq).await;
         }

@@ -160,19 +160,16 @@ impl Acd {
     }
 
     /// Every offer of consultation `c` lapsed: one made to a colleague
-    /// fails ("no answer"); one waiting in a queue goes on waiting. Whether
-    /// `c` was one to a colleague.
-    pub(super) fn consult_unanswered(&mut self, c: CallId) -> bool {
+    /// fails (`reason`: "no answer" or "declined"); one waiting in a queue
+    /// goes on waiting. Whether `c` was one to a colleague.
+    pub(super) fn consult_unanswered(&mut self, c: CallId, reason: &'static str) -> bool {
         let Some(entry) = self.calls.get(&c) else {
             return false;
         };
         let (Some(from), Some(_)) = (entry.consult_of, entry.directed) else {
             return false;
         };
-        self.emit(AcdAction::ConsultRejected {
-            call: c,
-            reason: "no answer",
-        });
+        self.emit(AcdAction::ConsultRejected { call: c, reason });
         self.detach(Some(from));
         self.finish(c, Outcome::Consultation);
         true

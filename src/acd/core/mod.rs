@@ -728,9 +728,12 @@ impl Acd {
         self.arm_queue_timers(now, c);
     }
 
-    /// Every agent leg of an offer is gone: requeue at the head.
-    fn offer_lapsed(&mut self, now: Instant, c: CallId) {
-        if self.consult_unanswered(c) {
+    /// Every agent leg of an offer is gone (`declined`: the last one was
+    /// refused): the caller goes back to the head of its queue; a
+    /// consultation of one colleague fails.
+    fn offer_lapsed(&mut self, now: Instant, c: CallId, declined: bool) {
+        let reason = if declined { "declined" } else { "no answer" };
+        if self.consult_unanswered(c, reason) {
             return;
         }
         self.requeue_head(now, c);
@@ -1055,7 +1058,7 @@ impl Acd {
                 });
                 self.set_agent_state(now, a, AgentState::LoggedOut);
                 if left == Some(0) {
-                    self.offer_lapsed(now, call);
+                    self.offer_lapsed(now, call, false);
                 }
             }
         }
@@ -1151,7 +1154,7 @@ impl Acd {
         };
         self.free_agent(now, a, pause);
         if left == 0 {
-            self.offer_lapsed(now, c);
+            self.offer_lapsed(now, c, reason == OfferFailReason::Rejected);
         }
     }
 
@@ -1180,7 +1183,7 @@ impl Acd {
                     };
                 }
                 self.cancel_offers(now, c, agents, pause);
-                self.offer_lapsed(now, c);
+                self.offer_lapsed(now, c, false);
             }
             Slot::Widen => {
                 if matches!(call.place, Place::Queued(_)) {

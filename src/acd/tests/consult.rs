@@ -129,7 +129,7 @@ fn a_colleague_who_declines_is_not_paused() {
         agent: "a2".into(),
         reason: OfferFailReason::Rejected,
     });
-    assert_eq!(rejected(&h.take()), Some("no answer"));
+    assert_eq!(rejected(&h.take()), Some("declined"));
     assert_eq!(h.state("a2"), AgentState::Available);
 }
 

@@ -955,7 +955,7 @@ impl CallCore {
             self.ask_acd(AcdRequest::ConsultGone);
         }
         let result = match why {
-            Over::Refused("no answer") => ConsultResult::Unanswered,
+            Over::Refused("no answer" | "declined") => ConsultResult::Unanswered,
             Over::Refused(_) => ConsultResult::Refused,
             Over::Returned | Over::Failed => ConsultResult::Returned,
         };
@@ -1011,7 +1011,7 @@ impl CallCore {
 fn reject_status(why: Over) -> u16 {
     match why {
         Over::Refused("agent logged out" | "agent paused" | "no agents") => 480,
-        Over::Refused("agent busy") => 486,
+        Over::Refused("agent busy" | "declined") => 486,
         Over::Refused("no answer") => 480,
         Over::Refused("unknown agent" | "unknown queue") => 404,
         Over::Refused(_) => 403,

@@ -63,6 +63,13 @@ impl Mirror {
     }
 }
 
+/// Whose phone holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Caller,
+    Agent,
+}
+
 /// What our SDP states on a leg (besides the address): a new answer that
 /// states the same is a refresh and keeps the version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +308,18 @@ impl CallCore {
         self.holds.add(now.saturating_duration_since(since));
         self.count(CallCount::OnHold(false));
         true
+    }
+
+    /// Whether that phone's last offer on the bridged call was a hold (it
+    /// may send no RTP meanwhile: `a=inactive`, `c=0.0.0.0`).
+    pub(super) fn phone_holds(&self, who: Holder) -> bool {
+        match &self.phase {
+            Phase::Bridged(b) => match who {
+                Holder::Caller => b.mirror.caller_held,
+                Holder::Agent => b.mirror.agent_phone_held,
+            },
+            _ => false,
+        }
     }
 
     /// Whether the agent holds the caller now.

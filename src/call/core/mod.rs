@@ -210,7 +210,7 @@ enum CallerEnd {
     Reject(u16),
 }
 
-use hold::{HoldStats, LegSdp, Mirror};
+use hold::{HoldStats, Holder, LegSdp, Mirror};
 
 /// One call's decisions (sans-IO).
 pub struct CallCore {
@@ -309,6 +309,10 @@ impl CallCore {
             CallEvent::CallerEnded(end) => self.caller_ended(end),
             CallEvent::CallerDigit { digit, source } => self.caller_digit(now, digit, source),
             CallEvent::CallerPlaybackFinished { token } => self.playback_finished(now, token),
+            CallEvent::CallerRtpTimeout if self.phone_holds(Holder::Caller) => {
+                // A phone that holds may well send nothing meanwhile.
+                tracing::debug!("no RTP from the caller's phone, which holds");
+            }
             CallEvent::CallerRtpTimeout => {
                 tracing::info!("no RTP from the caller: ending the call");
                 self.end(CallOutcome::Timeout, CallerEnd::Bye);
@@ -365,6 +369,9 @@ impl CallCore {
             CallEvent::AgentEnded { leg } => self.agent_ended(leg),
             CallEvent::AgentDigit { digit, source } => self.agent_digit(now, digit, source),
             CallEvent::AgentPlaybackFinished { token } => self.agent_playback_finished(token),
+            CallEvent::AgentRtpTimeout if self.phone_holds(Holder::Agent) => {
+                tracing::debug!("no RTP from the agent's phone, which holds");
+            }
             CallEvent::AgentRtpTimeout => {
                 if matches!(self.phase, Phase::Bridged(_)) {
                     tracing::info!("no RTP from the agent: ending the call");

@@ -452,6 +452,7 @@ fn a_refused_consultation_call_gets_the_reason_and_the_caller_stays_held() {
         ("agent busy", 486),
         ("agent logged out", 480),
         ("no answer", 480),
+        ("declined", 486),
     ] {
         let (mut h, _) = H::phone_consults("303");
         let acts = h.consult_news(ConsultNews::Rejected { reason });
