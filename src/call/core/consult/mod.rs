@@ -22,22 +22,26 @@
 //! caller changes hands only on its `Completed`. A colleague who does not
 //! answer, declines or hangs up, or an agent who gives up, leaves the caller
 //! with its agent: nobody is stranded.
+//!
+//! Here: the consultation's state, its start, the ACD's news, the hand-over
+//! and the end; `colleague.rs`: the colleague's leg; `phone.rs`: the
+//! agent's own consultation call, its keys and the phone's REFER.
 
 use super::{Bridge, CallCore, Phase};
 use crate::acd::driver::ConsultNews;
 use crate::acd::{OfferFailReason, TransferTarget};
-use crate::call::keypad::{Keypad, KeypadAction};
+use crate::call::keypad::Keypad;
 use crate::call::{
-    AcdRequest, AgentLegRef, Background, CallAction, CallCount, ConsultAction, ConsultCall,
-    ConsultResult, LegId, LegRole, Replaced, ReqId, SdpSession, Side, TransferHow, TransferResult,
+    AcdRequest, AgentLegRef, Background, CallAction, CallCount, ConsultAction, ConsultResult, Side,
+    TransferHow, TransferResult,
 };
-use crate::media::dtmf::{info::parse_info_body, DigitSource};
-use crate::media::sdp::{self, Negotiated};
-use crate::sip::LegEnd;
+use crate::media::sdp::Negotiated;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use super::hold::LegSdp;
+
+mod colleague;
+mod phone;
 
 /// The consultation a bridged call's agent is making.
 #[derive(Debug)]
@@ -206,52 +210,6 @@ impl CallCore {
             if b.consult.is_none() && b.transfer.is_none() && !b.agent_gone)
     }
 
-    /// The agent's phone called a colleague or a queue while on this call.
-    pub(super) fn consult_call(&mut self, c: ConsultCall) {
-        let reject = |status| CallAction::Consult(ConsultAction::Reject { status });
-        let (ours, busy) = match &self.phase {
-            Phase::Bridged(b) => (b.agent == c.agent && !b.agent_gone, !self.may_consult()),
-            _ => (false, true),
-        };
-        if !ours {
-            return self.emit(reject(403));
-        }
-        if busy {
-            return self.emit(reject(486));
-        }
-        let Some(to) = self.settings.config.transfer_target(&c.dialed) else {
-            return self.emit(reject(404));
-        };
-        let (Some(caller), Some(port)) = (self.media.as_ref(), c.rtp_port) else {
-            return self.emit(reject(503));
-        };
-        // Offerless INVITEs are not taken for a consultation: our offer
-        // would have to wait for the ACK's answer before the bridge.
-        let media = match c
-            .offer
-            .as_deref()
-            .map(|o| sdp::parse_offer(o).and_then(|r| sdp::negotiate_with(&r, &[caller.codec])))
-        {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return self.emit(reject(e.sip_status())),
-            None => return self.emit(reject(488)),
-        };
-        tracing::info!(dialed = %c.dialed, "the agent's phone consults");
-        let session = SdpSession::for_leg(LegId {
-            call: self.id,
-            role: LegRole::Consult,
-        });
-        let prefix = self.settings.config.features.transfer_prefix.clone();
-        let leg = PhoneLeg {
-            sip_call_id: c.sip_call_id,
-            media,
-            sdp: LegSdp::new(SocketAddr::new(c.local_ip, port), session),
-            answered: false,
-            keypad: Keypad::new(&prefix),
-        };
-        self.begin_consult(to, Via::Phone(Box::new(leg)));
-    }
-
     fn begin_consult(&mut self, to: TransferTarget, via: Via) {
         let held_for_it = !self.on_hold();
         if held_for_it {
@@ -274,26 +232,6 @@ impl CallCore {
             self.emit_consult(ConsultAction::AgentToClock);
         }
         self.ask_acd(AcdRequest::Consult { to });
-    }
-
-    /// Answer the consultation call (200 with our SDP) and start its media.
-    fn answer_consult_call(&mut self) {
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
-            return;
-        };
-        if p.answered {
-            return;
-        }
-        p.answered = true;
-        p.sdp.answered(&p.media);
-        let (ip, port) = (p.sdp.local.ip(), p.sdp.local.port());
-        let sdp = sdp::build_answer(ip, port, &p.media, p.sdp.session.id);
-        let remote = p.media.clone();
-        self.emit_consult(ConsultAction::Answer { sdp });
-        self.emit_consult(ConsultAction::StartMedia { remote });
     }
 
     // ------------------------------------------------------ the ACD's news
@@ -462,346 +400,7 @@ impl CallCore {
         }
     }
 
-    // ------------------------------------------------- the colleague's leg
-
-    pub(super) fn colleague_answered(&mut self, leg: AgentLegRef, answer: &[u8]) {
-        let Some(c) = self.consult_mut() else {
-            return self.hang_up_leg(leg);
-        };
-        let Stage::Ringing { no, agent, .. } = &c.stage else {
-            // A second phone of the colleague's, or a late answer.
-            return self.hang_up_leg(leg);
-        };
-        if *no != leg.offer {
-            return self.hang_up_leg(leg);
-        }
-        let agent = agent.clone();
-        let remote = match sdp::parse_answer(answer) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "the colleague's phone answered without usable SDP");
-                return self.consult_offer_lost(agent, OfferFailReason::Rejected);
-            }
-        };
-        c.stage = Stage::Bridging {
-            agent,
-            leg,
-            answer: remote.clone(),
-        };
-        let side = c.side();
-        self.hang_up_offer(leg.offer, Some(leg));
-        // The agent's own consultation call is answered now (its phone
-        // stops ringing) and bridged with the colleague.
-        self.answer_consult_call();
-        self.emit_consult(ConsultAction::Bridge { leg, remote, side });
-    }
-
-    pub(super) fn colleague_bridged(&mut self, leg: AgentLegRef, local: SocketAddr) {
-        let codec = self.media.clone();
-        let id = self.id;
-        let Some(c) = self.consult_mut() else {
-            return self.hang_up_leg(leg);
-        };
-        let Stage::Bridging { agent, answer, .. } = &c.stage else {
-            return self.hang_up_leg(leg);
-        };
-        let (agent, answer) = (agent.clone(), answer.clone());
-        let session = SdpSession::for_leg(LegId {
-            call: id,
-            role: LegRole::Agent { offer: leg.offer },
-        });
-        let Some(codec) = codec else { return };
-        tracing::info!(%agent, "the agent and the consulted colleague talk");
-        c.stage = Stage::Talking {
-            agent: agent.clone(),
-            leg,
-            media: answer,
-            sdp: LegSdp::offered(local, session, &codec),
-        };
-        self.ask_acd(AcdRequest::ConsultAnswered { agent });
-    }
-
-    pub(super) fn colleague_bridge_failed(&mut self, leg: AgentLegRef) {
-        let agent = match self.consult().map(|c| &c.stage) {
-            Some(Stage::Bridging { agent, leg: l, .. }) if *l == leg => agent.clone(),
-            _ => return self.hang_up_leg(leg),
-        };
-        self.consult_offer_lost(agent, OfferFailReason::Rejected);
-    }
-
-    pub(super) fn colleague_failed(&mut self, leg: AgentLegRef, status: u16) {
-        let Some(c) = self.consult_mut() else { return };
-        let Stage::Ringing {
-            no,
-            agent,
-            contacts,
-            failed,
-        } = &mut c.stage
-        else {
-            return;
-        };
-        if *no != leg.offer {
-            return;
-        }
-        *failed += 1;
-        if contacts.is_some_and(|n| *failed >= n) {
-            let agent = agent.clone();
-            let reason = match status {
-                486 | 600 | 603 => OfferFailReason::Rejected,
-                _ => OfferFailReason::NoAnswer,
-            };
-            tracing::info!(%agent, status, "the consulted colleague did not answer");
-            self.consult_offer_lost(agent, reason);
-        }
-    }
-
-    /// The colleague's leg ended: while they talked, the agent goes back to
-    /// its caller; while it was being bridged, the offer failed.
-    pub(super) fn colleague_ended(&mut self, leg: AgentLegRef) {
-        let stage = self.consult().map(|c| &c.stage);
-        match stage {
-            Some(Stage::Talking { leg: l, .. }) if *l == leg => {
-                tracing::info!("the consulted colleague hung up");
-                self.consult_over(Over::Returned);
-            }
-            Some(Stage::Bridging { leg: l, agent, .. }) if *l == leg => {
-                let agent = agent.clone();
-                self.consult_offer_lost(agent, OfferFailReason::Rejected);
-            }
-            _ => {}
-        }
-    }
-
-    /// The colleague's media stopped: the consultation is over.
-    pub(super) fn colleague_rtp_timeout(&mut self) {
-        if matches!(
-            self.consult().map(|c| &c.stage),
-            Some(Stage::Talking { .. })
-        ) {
-            tracing::info!("no RTP from the consulted colleague");
-            self.consult_over(Over::Failed);
-        }
-    }
-
-    /// A re-INVITE or UPDATE from the colleague's phone while they talk.
-    pub(super) fn colleague_reoffer(
-        &mut self,
-        leg: AgentLegRef,
-        req: ReqId,
-        body: Option<&[u8]>,
-        invite: bool,
-    ) {
-        let answer = self.colleague_reanswer(leg, body, invite);
-        self.emit(CallAction::ReplyReoffer { req, answer });
-    }
-
-    fn colleague_reanswer(
-        &mut self,
-        leg: AgentLegRef,
-        body: Option<&[u8]>,
-        invite: bool,
-    ) -> Result<Option<String>, u16> {
-        let Some(Stage::Talking {
-            leg: l, media, sdp, ..
-        }) = self.consult_mut().map(|c| &mut c.stage)
-        else {
-            return Err(481);
-        };
-        if *l != leg {
-            return Err(481);
-        }
-        let Some(body) = body else {
-            return Ok(invite.then(|| sdp.offer(media)));
-        };
-        let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
-        let n = sdp::negotiate_with(&remote, &[media.codec]).map_err(|e| e.sip_status())?;
-        let answer = sdp.answer(&n);
-        let moved = followable(&n, media.remote_rtp);
-        if moved {
-            media.remote_rtp = n.remote_rtp;
-            let peer = n.remote_rtp;
-            self.emit_consult(ConsultAction::SetColleaguePeer { peer });
-        }
-        Ok(Some(answer))
-    }
-
-    // --------------------------------------- the agent's consultation call
-
-    pub(super) fn consult_call_ended(&mut self, end: LegEnd) {
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
-            return;
-        };
-        tracing::info!(?end, "the agent's consultation call ended");
-        // Gone already: nothing to hang up.
-        p.answered = false;
-        p.sip_call_id.clear();
-        self.consult_over_quietly(Over::Returned);
-    }
-
-    pub(super) fn consult_call_media_failed(&mut self) {
-        if matches!(self.consult().map(|c| &c.via), Some(Via::Phone(_))) {
-            tracing::info!("the agent's consultation call has no media");
-            self.consult_over(Over::Failed);
-        }
-    }
-
-    pub(super) fn consult_call_info(
-        &mut self,
-        now: Instant,
-        req: ReqId,
-        content_type: &str,
-        body: &[u8],
-    ) {
-        match parse_info_body(content_type, body) {
-            Ok(digit) => {
-                self.emit(CallAction::ReplyInfo { req, status: 200 });
-                self.consult_call_digit(now, digit, DigitSource::Info);
-            }
-            Err(_) => self.emit(CallAction::ReplyInfo { req, status: 415 }),
-        }
-    }
-
-    /// A key the agent pressed on its consultation call.
-    pub(super) fn consult_call_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
-        self.count(CallCount::Digit(source));
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
-            return;
-        };
-        let action = p.keypad.on_key(now, digit);
-        self.on_consult_keypad(action);
-    }
-
-    /// The consultation call's keypad deadline.
-    pub(super) fn consult_keypad_deadline(&self) -> Option<Instant> {
-        match self.consult().map(|c| &c.via) {
-            Some(Via::Phone(p)) => p.keypad.deadline(),
-            _ => None,
-        }
-    }
-
-    pub(super) fn consult_keypad_timeout(&mut self, now: Instant) {
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
-            return;
-        };
-        let action = p.keypad.on_timeout(now);
-        self.on_consult_keypad(action);
-    }
-
-    fn on_consult_keypad(&mut self, action: KeypadAction) {
-        match action {
-            KeypadAction::None | KeypadAction::Cancelled => {}
-            KeypadAction::Pass(keys) => {
-                for k in keys {
-                    self.emit_consult(ConsultAction::SendDigit(k));
-                }
-            }
-            KeypadAction::Transfer(code) => self.consult_code(&code),
-        }
-    }
-
-    /// A feature code typed while consulting (on either side): the
-    /// hand-over code, the hold code (back to the caller), or nothing
-    /// that may be done now.
-    pub(super) fn consult_code(&mut self, code: &str) {
-        let features = &self.settings.config.features;
-        if code == features.consult {
-            return self.complete(Completion::Keypad);
-        }
-        if code == features.hold {
-            tracing::info!("the agent goes back to its caller");
-            return self.consult_over(Over::Returned);
-        }
-        tracing::info!(%code, "not a code while consulting");
-        self.tell_consulting_agent(vec!["transfer_failed".into()]);
-    }
-
-    pub(super) fn consult_call_reoffer(&mut self, req: ReqId, body: Option<&[u8]>, invite: bool) {
-        let answer = self.consult_call_reanswer(body, invite);
-        self.emit(CallAction::ReplyReoffer { req, answer });
-    }
-
-    fn consult_call_reanswer(
-        &mut self,
-        body: Option<&[u8]>,
-        invite: bool,
-    ) -> Result<Option<String>, u16> {
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
-            return Err(481);
-        };
-        let Some(body) = body else {
-            return Ok(invite.then(|| p.sdp.offer(&p.media)));
-        };
-        let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
-        let n = sdp::negotiate_with(&remote, &[p.media.codec]).map_err(|e| e.sip_status())?;
-        let answer = p.sdp.answer(&n);
-        if followable(&n, p.media.remote_rtp) {
-            p.media.remote_rtp = n.remote_rtp;
-            let peer = n.remote_rtp;
-            self.emit_consult(ConsultAction::SetPeer { peer });
-        }
-        Ok(Some(answer))
-    }
-
-    pub(super) fn consult_playback_finished(&mut self, token: u64) -> bool {
-        let Some(c) = self.consult_mut() else {
-            return false;
-        };
-        if c.token != Some(token) {
-            return false;
-        }
-        c.token = None;
-        true
-    }
-
-    /// Say `prompts` to the consulting agent.
-    fn tell_consulting_agent(&mut self, prompts: Vec<String>) {
-        self.token += 1;
-        let token = self.token;
-        let language = self.language().to_string();
-        let Some(c) = self.consult_mut() else { return };
-        c.token = Some(token);
-        let side = c.side();
-        self.emit_consult(ConsultAction::Play {
-            side,
-            language,
-            prompts,
-            token,
-        });
-    }
-
     // --------------------------------------------------------- hand-over
-
-    /// The phone's attended transfer: a REFER on the agent's leg whose
-    /// `Replaces` names its consultation call.
-    pub(super) fn refer_replaces(&mut self, leg: AgentLegRef, req: ReqId, replaced: Replaced) {
-        let bridged = matches!(&self.phase, Phase::Bridged(b) if b.leg == leg);
-        let ok = bridged
-            && replaced == Replaced::ConsultLeg
-            && self.consult().is_some_and(|c| {
-                matches!(c.via, Via::Phone(_))
-                    && matches!(c.stage, Stage::Talking { .. })
-                    && c.completing.is_none()
-            });
-        if !ok {
-            tracing::info!(?replaced, "an attended transfer that cannot be made now");
-            return self.emit(CallAction::ReplyRefer { req, status: 403 });
-        }
-        tracing::info!("the agent's phone hands the caller over (REFER with Replaces)");
-        self.emit(CallAction::ReplyRefer { req, status: 202 });
-        self.complete(Completion::Refer { leg });
-    }
 
     fn complete(&mut self, how: Completion) {
         let Some(c) = self.consult_mut() else { return };
