@@ -280,7 +280,7 @@ impl CallCore {
             return;
         }
         let first = !std::mem::replace(&mut c.announced, true);
-        let prompts = super::announcement(position, ewt_minutes, first);
+        let prompts = super::queue::announcement(position, ewt_minutes, first);
         let side = c.side();
         self.emit_consult(ConsultAction::Append {
             side,
