@@ -322,3 +322,48 @@ async fn a_refused_keypad_consultation_tells_the_agent_and_gives_it_its_caller_b
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_sends_its_refer_on_the_consultation_call_hands_over_too() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let carmen = AgentPhone::ready(&server, "carmen").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let held = ana.reinvite(&phone_sdp(&ana, "sendonly")).await;
+    assert_eq!(held.and_then(|m| m.status()), Some(200));
+    let (mut consult, resp) = ana_calls(&server, "303").await;
+    assert_eq!(resp.status(), Some(200));
+    wait_status(&server, "carmen", "on_call").await;
+    // The REFER goes on the second call; its Replaces names the first.
+    let first = ana.requests("INVITE")[0]
+        .header("call-id")
+        .unwrap_or_default()
+        .replace('@', "%40");
+    let refer_to = format!(
+        "<sip:caller@{}?Replaces={first}%3Bto-tag%3Dphone1%3Bfrom-tag%3Dx>",
+        server.sip_addr.ip()
+    );
+    let resp = consult.refer(&refer_to).await;
+    assert_eq!(resp.and_then(|m| m.status()), Some(202));
+    let notify = consult
+        .expect_request("NOTIFY", WAIT)
+        .await
+        .expect("NOTIFY");
+    assert!(String::from_utf8_lossy(&notify.body).contains("SIP/2.0 200"));
+    assert!(consult.expect_bye(WAIT).await, "the second call ends");
+    wait_until(WAIT, "BYE to Ana's first call", || {
+        !ana.requests("BYE").is_empty()
+    })
+    .await;
+    wait_status(&server, "ana", "wrap_up").await;
+    let mark = caller.packets().len();
+    carmen.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
+    wait_until(WAIT, "the caller hears Carmen", || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
+    })
+    .await;
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}

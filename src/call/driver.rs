@@ -575,6 +575,9 @@ impl CallIo {
                 sdp,
                 invite,
             },
+            Some(LegEvent::Refer { reply, .. }) => CallEvent::CallerRefer {
+                req: self.hold(Pending::Refer(reply)),
+            },
         }
     }
 
@@ -677,6 +680,12 @@ impl CallIo {
                 req: self.hold(Pending::Offer(reply)),
                 sdp,
                 invite,
+            },
+            Some(LegEvent::Refer {
+                replaces, reply, ..
+            }) => CallEvent::ConsultRefer {
+                req: self.hold(Pending::Refer(reply)),
+                replaces: replaces.map(|id| self.replaced(&id)),
             },
         }
     }
@@ -1040,6 +1049,21 @@ impl CallIo {
                     self.ctx.tracker.spawn(async move { c.leg.hangup().await });
                 }
                 self.drop_consult_leg();
+            }
+            ConsultAction::TransferDone => {
+                if let Some(c) = self.consult_leg.take() {
+                    self.ctx
+                        .tracker
+                        .spawn(async move { c.leg.finish_transfer().await });
+                }
+                self.drop_consult_leg();
+            }
+            ConsultAction::TransferFailed { status } => {
+                if let Some(leg) = self.consult_leg.as_ref().map(|c| c.leg.clone()) {
+                    self.ctx
+                        .tracker
+                        .spawn(async move { leg.transfer_failed(status).await });
+                }
             }
             ConsultAction::StartMedia { remote } => return self.start_consult_media(&remote),
             ConsultAction::AgentToClock => {

@@ -162,6 +162,11 @@ pub enum ConsultAction {
     Reject { status: u16 },
     /// BYE the answered consultation call.
     HangUp,
+    /// NOTIFY the consultation call `SIP/2.0 200 OK` (its REFER is done),
+    /// then BYE it.
+    TransferDone,
+    /// NOTIFY the consultation call that its REFER failed (`status`).
+    TransferFailed { status: u16 },
     /// Start the consultation call's media towards `remote`; it hears the
     /// media clock (prompts, music) until bridged. Fails with
     /// [`CallEvent::ConsultMediaFailed`].
@@ -376,6 +381,16 @@ pub enum CallEvent {
         req: ReqId,
         sdp: Option<Vec<u8>>,
         invite: bool,
+    },
+    /// A REFER on the consultation call; with `replaces`, an attended
+    /// transfer naming that dialog.
+    ConsultRefer {
+        req: ReqId,
+        replaces: Option<Replaced>,
+    },
+    /// A REFER on the caller's own leg (callers do not transfer).
+    CallerRefer {
+        req: ReqId,
     },
     /// The consultation call ended (the agent hung it up, or it failed).
     ConsultEnded(LegEnd),

@@ -215,7 +215,11 @@ impl World {
                     };
                     self.core.handle_event(self.now, ev);
                 }
-                CallAction::Consult(ConsultAction::Reject { .. } | ConsultAction::HangUp) => {
+                CallAction::Consult(
+                    ConsultAction::Reject { .. }
+                    | ConsultAction::HangUp
+                    | ConsultAction::TransferDone,
+                ) => {
                     self.consult_leg_closed += 1;
                     prop_assert!(
                         std::mem::take(&mut self.consult_leg),

@@ -60,6 +60,13 @@ pub enum LegEvent {
         invite: bool,
         reply: OfferReply,
     },
+    /// A REFER: its target and the Call-ID its `Replaces` names (see
+    /// [`AgentLegEvent::Refer`]).
+    Refer {
+        target: String,
+        replaces: Option<String>,
+        reply: ReferReply,
+    },
     /// The leg is over.
     Ended(LegEnd),
 }
@@ -133,6 +140,34 @@ impl CallLeg {
     /// BYE (or CANCEL-equivalent for an unanswered call).
     pub async fn hangup(&self) {
         let _ = self.dialog.hangup().await;
+    }
+
+    /// Its REFER is done: NOTIFY (sipfrag 200), then BYE.
+    pub async fn finish_transfer(&self) {
+        notify_refer(&self.dialog, StatusCode::OK, "terminated;reason=noresource").await;
+        if let Err(e) = self.dialog.hangup().await {
+            tracing::debug!(error = %e, "BYE after transfer");
+        }
+    }
+
+    /// Its REFER failed: NOTIFY (sipfrag `status`); the leg stays up.
+    pub async fn transfer_failed(&self, status: u16) {
+        let state = "terminated;reason=rejected";
+        notify_refer(&self.dialog, StatusCode::from(status), state).await;
+    }
+}
+
+/// NOTIFY a REFER's progress on `dialog` once the REFER's 202 is out
+/// (rsipstack puts the dialog back to Confirmed only then; bounded, 1 s).
+async fn notify_refer(dialog: &InviteDialog, status: StatusCode, state: &str) {
+    for _ in 0..100 {
+        if matches!(dialog.state(), DialogState::Confirmed(..)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Err(e) = dialog.notify_refer(status, state).await {
+        tracing::debug!(error = %e, "NOTIFY of a REFER");
     }
 }
 
@@ -912,8 +947,16 @@ async fn watch_dialog(
                     reply: OfferReply(handle),
                 });
             }
-            DialogState::Refer(_, _, handle)
-            | DialogState::Notify(_, _, handle)
+            DialogState::Refer(_, req, handle) => {
+                let refer_to = req.header_value("Refer-To").unwrap_or_default();
+                let (target, replaces) = parse_refer_to(&refer_to);
+                let _ = events.send(LegEvent::Refer {
+                    target,
+                    replaces,
+                    reply: ReferReply(handle),
+                });
+            }
+            DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
                 let _ = handle.reply(StatusCode::MethodNotAllowed).await;

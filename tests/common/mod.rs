@@ -671,25 +671,34 @@ impl Call {
 
     /// Wait for a BYE from the server and answer it 200.
     pub async fn expect_bye(&self, within: Duration) -> bool {
+        self.expect_request("BYE", within).await.is_some()
+    }
+
+    /// Wait for a `method` request from the server in this call and answer
+    /// it 200.
+    pub async fn expect_request(&self, method: &str, within: Duration) -> Option<Msg> {
         let cid = self.call_id.clone();
-        let Some(bye) = self
+        let req = self
             .client
             .wait_for(within, |m| {
-                m.method() == Some("BYE") && m.header("call-id") == Some(cid.as_str())
+                m.method() == Some(method) && m.header("call-id") == Some(cid.as_str())
             })
-            .await
-        else {
-            return false;
-        };
+            .await?;
         let mut resp = String::from("SIP/2.0 200 OK\r\n");
-        for (k, v) in &bye.headers {
+        for (k, v) in &req.headers {
             if ["via", "from", "to", "call-id", "cseq"].contains(&k.as_str()) {
                 resp.push_str(&format!("{k}: {v}\r\n"));
             }
         }
         resp.push_str("Content-Length: 0\r\n\r\n");
         self.client.send(resp.as_bytes()).await;
-        true
+        Some(req)
+    }
+
+    /// REFER in this call with `refer_to`; the final response.
+    pub async fn refer(&mut self, refer_to: &str) -> Option<Msg> {
+        let b = self.in_dialog("REFER", &format!("Refer-To: {refer_to}\r\n"), "");
+        self.client.transact(&b).await
     }
 
     /// Send one RFC 4733 digit: 60 ms of interim packets then 3 end packets.

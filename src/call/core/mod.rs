@@ -403,6 +403,10 @@ impl CallCore {
                 self.consult_call_reoffer(req, sdp.as_deref(), invite)
             }
             CallEvent::ConsultEnded(end) => self.consult_call_ended(end),
+            CallEvent::ConsultRefer { req, replaces } => self.consult_call_refer(req, replaces),
+            CallEvent::CallerRefer { req } => {
+                self.emit(CallAction::ReplyRefer { req, status: 403 })
+            }
             CallEvent::ConsultDigit { digit, source } => {
                 self.consult_call_digit(now, digit, source)
             }

@@ -525,3 +525,51 @@ fn keys_on_the_consultation_call_reach_the_colleague_and_its_codes_work() {
     );
     assert!(consult(&acts).contains(&ConsultAction::HangUp));
 }
+
+#[test]
+fn a_refer_on_the_consultation_call_naming_the_agents_leg_hands_over_too() {
+    let (mut h, _) = H::phone_consults("303");
+    h.carmen_rings();
+    h.carmen_talks();
+    let acts = h.ev(CallEvent::ConsultRefer {
+        req: ReqId(6),
+        replaces: Some(Replaced::Unknown),
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyRefer {
+            req: ReqId(6),
+            status: 403
+        }]
+    );
+    let acts = h.ev(CallEvent::ConsultRefer {
+        req: ReqId(7),
+        replaces: Some(Replaced::AgentLeg(leg(0))),
+    });
+    assert!(acts.contains(&CallAction::ReplyRefer {
+        req: ReqId(7),
+        status: 202
+    }));
+    assert_eq!(acd(&acts), vec![AcdRequest::CompleteConsult]);
+    let acts = h.consult_news(ConsultNews::Completed);
+    let c = consult(&acts);
+    assert!(c.contains(&ConsultAction::TransferDone), "{c:?}");
+    assert!(!c.contains(&ConsultAction::HangUp));
+    assert!(c.contains(&ConsultAction::HandOver));
+    assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
+    assert_eq!(h.core.view().agent, Some("carmen"));
+}
+
+#[test]
+fn a_refer_on_the_callers_own_leg_is_refused() {
+    let mut h = H::bridged();
+    let acts = h.ev(CallEvent::CallerRefer { req: ReqId(3) });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyRefer {
+            req: ReqId(3),
+            status: 403
+        }]
+    );
+    assert_eq!(h.state(), CallState::OnCall);
+}

@@ -114,6 +114,9 @@ enum Stage {
 enum Completion {
     /// The phone's attended transfer (REFER on this leg, with `Replaces`).
     Refer { leg: AgentLegRef },
+    /// The same, sent on the consultation call instead (its `Replaces`
+    /// naming the agent's leg of the call).
+    ReferOnConsult,
     /// The keypad's hand-over code.
     Keypad,
     /// The agent hung up its leg of the call.
@@ -466,9 +469,13 @@ impl CallCore {
             Some(Completion::AgentGone) => {
                 self.legs.remove(&old_leg);
             }
-            Some(Completion::Keypad) | None => self.hang_up_leg(old_leg),
+            Some(Completion::Keypad | Completion::ReferOnConsult) | None => {
+                self.hang_up_leg(old_leg)
+            }
         }
-        if phone_answered {
+        if how == Some(Completion::ReferOnConsult) {
+            self.emit_consult(ConsultAction::TransferDone);
+        } else if phone_answered {
             self.emit_consult(ConsultAction::HangUp);
         }
         self.emit(CallAction::HoldMusic(false));
@@ -480,7 +487,7 @@ impl CallCore {
             *b = Bridge::new(agent, leg, media, sdp);
         }
         let how = match how {
-            Some(Completion::Refer { .. }) => TransferHow::Refer,
+            Some(Completion::Refer { .. } | Completion::ReferOnConsult) => TransferHow::Refer,
             _ => TransferHow::Keypad,
         };
         self.count(CallCount::Transfer {
@@ -503,6 +510,9 @@ impl CallCore {
         match how {
             Completion::Refer { leg } => {
                 self.emit(CallAction::TransferFailed { leg, status: 403 });
+            }
+            Completion::ReferOnConsult => {
+                self.emit_consult(ConsultAction::TransferFailed { status: 403 })
             }
             Completion::Keypad => self.tell_consulting_agent(vec!["transfer_failed".into()]),
             Completion::AgentGone => {

@@ -275,4 +275,34 @@ impl CallCore {
         self.emit(CallAction::ReplyRefer { req, status: 202 });
         self.complete(Completion::Refer { leg });
     }
+
+    /// A REFER on the consultation call itself: an attended transfer when
+    /// its `Replaces` names the agent's leg of the call (some phones send it
+    /// there, RFC 5589 §7.3); anything else is refused.
+    pub(in crate::call::core) fn consult_call_refer(
+        &mut self,
+        req: ReqId,
+        replaced: Option<Replaced>,
+    ) {
+        let agent_leg = match &self.phase {
+            Phase::Bridged(b) => Some(b.leg),
+            _ => None,
+        };
+        let ok = agent_leg.is_some_and(|l| replaced == Some(Replaced::AgentLeg(l)))
+            && self.consult().is_some_and(|c| {
+                matches!(c.via, Via::Phone(_))
+                    && matches!(c.stage, Stage::Talking { .. })
+                    && c.completing.is_none()
+            });
+        if !ok {
+            tracing::info!(
+                ?replaced,
+                "a REFER on the consultation call that cannot be taken"
+            );
+            return self.emit(CallAction::ReplyRefer { req, status: 403 });
+        }
+        tracing::info!("the agent's phone hands the caller over (REFER on its second call)");
+        self.emit(CallAction::ReplyRefer { req, status: 202 });
+        self.complete(Completion::ReferOnConsult);
+    }
 }
