@@ -95,7 +95,14 @@ async fn a_level_1_agent_consults_a_level_2_colleague_and_hands_the_caller_over_
         "the caller heard nothing of the consultation"
     );
     // Ana's phone hands the caller over: REFER with Replaces.
-    let refer = ana.refer_replaces("303", &consult).await;
+    let refer = ana
+        .refer_replaces(
+            "303",
+            &consult.call_id,
+            &consult.to_header,
+            &consult.from_tag,
+        )
+        .await;
     assert_eq!(refer.and_then(|m| m.status()), Some(202));
     wait_until(WAIT, "NOTIFY 200 and BYE to Ana's call", || {
         ana.requests("NOTIFY")
@@ -364,6 +371,55 @@ async fn a_phone_that_sends_its_refer_on_the_consultation_call_hands_over_too() 
             .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
     })
     .await;
+    assert_eq!(caller.bye().await, Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_consults_a_queue_by_its_number_and_hands_the_caller_over() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let bruno = AgentPhone::ready(&server, "bruno").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let held = ana.reinvite(&phone_sdp(&ana, "sendonly")).await;
+    assert_eq!(held.and_then(|m| m.status()), Some(200));
+    // Ana's phone dials the hardware queue's number on its second line; a
+    // queue number is anybody's, but from Ana's registered phone it is
+    // challenged and taken as her consultation.
+    let second = ana.dial("202", "ana", "ana-demo-1234").await;
+    assert_eq!(
+        second.status, 200,
+        "the queue answers the consultation at once"
+    );
+    wait_until(WAIT, "Bruno's phone rings", || {
+        !bruno.requests("INVITE").is_empty()
+    })
+    .await;
+    let invite = bruno.requests("INVITE").pop().expect("INVITE");
+    assert_eq!(invite.header("x-centralita-consultation"), Some("ana"));
+    wait_status(&server, "bruno", "on_call").await;
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("on_call"),
+        "Ana still has her caller"
+    );
+    let refer = ana
+        .refer_replaces("202", &second.call_id, &second.to_header, &second.from_tag)
+        .await;
+    assert_eq!(refer.and_then(|m| m.status()), Some(202));
+    wait_until(WAIT, "both of Ana's calls end", || {
+        ana.requests("BYE").len() >= 2
+    })
+    .await;
+    let mark = caller.packets().len();
+    bruno.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
+    wait_until(WAIT, "the caller hears Bruno", || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
+    })
+    .await;
+    assert_eq!(consultations(&server, "queue", "transferred"), 1.0);
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }

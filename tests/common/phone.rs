@@ -144,10 +144,16 @@ impl AgentPhone {
 
     /// The phone's attended transfer: REFER on its call with the caller,
     /// `Refer-To` naming `target` with a `Replaces` of the consultation
-    /// call `consult` (RFC 3891); the REFER's final response, if one comes.
-    pub async fn refer_replaces(&self, target: &str, consult: &super::Call) -> Option<Msg> {
-        let to_tag = consult
-            .to_header
+    /// call (`call_id`, its To header and From tag, RFC 3891); the REFER's
+    /// final response, if one comes.
+    pub async fn refer_replaces(
+        &self,
+        target: &str,
+        call_id: &str,
+        to_header: &str,
+        from_tag: &str,
+    ) -> Option<Msg> {
+        let to_tag = to_header
             .split("tag=")
             .nth(1)
             .unwrap_or_default()
@@ -155,10 +161,7 @@ impl AgentPhone {
             .next()
             .unwrap_or_default()
             .to_string();
-        let replaces = format!(
-            "{};to-tag={to_tag};from-tag={}",
-            consult.call_id, consult.from_tag
-        );
+        let replaces = format!("{call_id};to-tag={to_tag};from-tag={from_tag}");
         let escaped: String = replaces
             .bytes()
             .map(|b| match b {
@@ -179,16 +182,27 @@ impl AgentPhone {
 
     /// The final response to the phone's request `cseq method`, within 5 s.
     async fn final_response(&self, cseq: u32, method: &str) -> Option<Msg> {
-        let want = format!("{cseq} {method}");
+        self.final_response_in(None, &format!("{cseq} {method}"), Duration::from_secs(5))
+            .await
+    }
+
+    /// The final response whose CSeq is `cseq` (and Call-ID `call_id`).
+    async fn final_response_in(
+        &self,
+        call_id: Option<&str>,
+        cseq: &str,
+        within: Duration,
+    ) -> Option<Msg> {
         let log = Arc::clone(&self.log);
         let mut found = None;
-        super::wait_until(Duration::from_secs(5), "the final response", || {
+        super::wait_until(within, "the final response", || {
             found = log.lock().ok().and_then(|l| {
                 l.responses
                     .iter()
                     .find(|m| {
                         m.status().is_some_and(|s| s >= 200)
-                            && m.header("cseq") == Some(want.as_str())
+                            && m.header("cseq") == Some(cseq)
+                            && call_id.is_none_or(|c| m.header("call-id") == Some(c))
                     })
                     .cloned()
             });
@@ -196,6 +210,73 @@ impl AgentPhone {
         })
         .await;
         found
+    }
+
+    /// Place a call from this phone (its second line) to `dialed`, as
+    /// `user` (digest, answering the 401); its final response ACKed.
+    pub async fn dial(&self, dialed: &str, user: &str, password: &str) -> PhoneCall {
+        let me = self.sip.local_addr().expect("addr");
+        let srv = self.server;
+        let n = rand_u64();
+        let (call_id, from_tag) = (format!("dial-{n:x}"), format!("d{n:x}"));
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind rtp");
+        let sdp = super::sdp_offer(rtp.local_addr().expect("addr"), "0 101");
+        let invite = |cseq: u32, authz: Option<&str>| {
+            let auth = authz
+                .map(|a| format!("Authorization: {a}\r\n"))
+                .unwrap_or_default();
+            format!(
+                "INVITE sip:{dialed}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag={from_tag}\r\nTo: <sip:{dialed}@{ip}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}-softphone@{me}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+                ip = srv.ip(),
+                len = sdp.len(),
+            )
+        };
+        let ack = |cseq: u32, to: &str, branch: &str| {
+            format!(
+                "ACK sip:{dialed}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+                ip = srv.ip(),
+            )
+        };
+        let wait = Duration::from_secs(20);
+        let _ = self.sip.send_to(invite(1, None).as_bytes(), srv).await;
+        let mut resp = self
+            .final_response_in(Some(&call_id), "1 INVITE", wait)
+            .await;
+        let mut cseq = 1;
+        if let Some(challenge) = resp.clone().filter(|m| m.status() == Some(401)) {
+            let to = challenge.header("to").unwrap_or_default();
+            let branch = format!("z9hG4bK{call_id}1");
+            let _ = self.sip.send_to(ack(1, to, &branch).as_bytes(), srv).await;
+            let ch = auth::parse_challenge(challenge.all("www-authenticate")[0]);
+            let uri = format!("sip:{dialed}@{srv}");
+            let authz = auth::authorization(&ch, user, password, "INVITE", &uri, 1);
+            cseq = 2;
+            let _ = self
+                .sip
+                .send_to(invite(2, Some(&authz)).as_bytes(), srv)
+                .await;
+            resp = self
+                .final_response_in(Some(&call_id), "2 INVITE", wait)
+                .await;
+        }
+        let resp = resp.expect("a final response to the phone's call");
+        let to_header = resp.header("to").unwrap_or_default().to_string();
+        let branch = if resp.status() == Some(200) {
+            format!("z9hG4bKack{n:x}")
+        } else {
+            format!("z9hG4bK{call_id}{cseq}")
+        };
+        let _ = self
+            .sip
+            .send_to(ack(cseq, &to_header, &branch).as_bytes(), srv)
+            .await;
+        PhoneCall {
+            call_id,
+            from_tag,
+            to_header,
+            status: resp.status().unwrap_or_default(),
+            _rtp: rtp,
+        }
     }
 
     /// Re-INVITE the call with `sdp` (hold, resume, a refresh): the final
@@ -356,6 +437,16 @@ impl AgentPhone {
             tokio::time::sleep(Duration::from_millis(if end { 2 } else { 20 })).await;
         }
     }
+}
+
+/// A call the phone placed itself (its second line).
+pub struct PhoneCall {
+    pub call_id: String,
+    pub from_tag: String,
+    /// The To header of its final response (with the controller's tag).
+    pub to_header: String,
+    pub status: u16,
+    _rtp: UdpSocket,
 }
 
 impl Drop for AgentPhone {
