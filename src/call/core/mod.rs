@@ -413,9 +413,8 @@ impl CallCore {
             CallEvent::ConsultPlaybackFinished { token } => {
                 self.consult_playback_finished(token);
             }
-            CallEvent::ConsultRtpTimeout | CallEvent::ConsultMediaFailed => {
-                self.consult_call_media_failed()
-            }
+            CallEvent::ConsultRtpTimeout => self.consult_call_rtp_timeout(),
+            CallEvent::ConsultMediaFailed => self.consult_call_media_failed(),
             CallEvent::ColleagueBridged { leg, local } => self.colleague_bridged(leg, local),
             CallEvent::ColleagueBridgeFailed { leg } => self.colleague_bridge_failed(leg),
             CallEvent::ColleagueRtpTimeout => self.colleague_rtp_timeout(),

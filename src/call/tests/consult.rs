@@ -573,3 +573,42 @@ fn a_refer_on_the_callers_own_leg_is_refused() {
     );
     assert_eq!(h.state(), CallState::OnCall);
 }
+
+#[test]
+fn a_consultation_call_or_colleague_that_holds_is_not_ended_for_its_silence() {
+    let (mut h, _) = H::phone_consults("303");
+    h.carmen_rings();
+    h.carmen_talks();
+    // The phone swaps back to its caller: it holds the consultation call.
+    let acts = h.ev(CallEvent::ConsultReoffer {
+        req: ReqId(8),
+        sdp: Some(
+            OFFER
+                .replace("40000", "40010")
+                .replace("a=fmtp:101 0-16\r\n", "a=fmtp:101 0-16\r\na=inactive\r\n")
+                .into_bytes(),
+        ),
+        invite: true,
+    });
+    assert!(reoffer_answer(&acts).is_some_and(|a| a.contains("a=inactive")));
+    assert!(h.ev(CallEvent::ConsultRtpTimeout).is_empty());
+    // Carmen's phone holds too: still consulting.
+    let acts = h.ev(CallEvent::AgentReoffer {
+        leg: colleague(),
+        req: ReqId(9),
+        sdp: Some(agent_offer("a=inactive\r\n", "127.0.0.1")),
+        invite: true,
+    });
+    assert!(reoffer_answer(&acts).is_some());
+    assert!(h.ev(CallEvent::ColleagueRtpTimeout).is_empty());
+    assert_eq!(h.state(), CallState::Consulting);
+    // Resumed and silent: over.
+    h.ev(CallEvent::ConsultReoffer {
+        req: ReqId(10),
+        sdp: Some(OFFER.replace("40000", "40010").into_bytes()),
+        invite: true,
+    });
+    let acts = h.ev(CallEvent::ConsultRtpTimeout);
+    assert!(consult(&acts).contains(&ConsultAction::HangUp));
+    assert_eq!(h.state(), CallState::OnCall);
+}

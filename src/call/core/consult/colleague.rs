@@ -126,9 +126,10 @@ impl CallCore {
 
     /// The colleague's media stopped: the consultation is over.
     pub(in crate::call::core) fn colleague_rtp_timeout(&mut self) {
+        // A colleague's phone that holds may send nothing meanwhile.
         if matches!(
             self.consult().map(|c| &c.stage),
-            Some(Stage::Talking { .. })
+            Some(Stage::Talking { media, .. }) if !media.remote_hold
         ) {
             tracing::info!("no RTP from the consulted colleague");
             self.consult_over(Over::Failed);
@@ -168,6 +169,7 @@ impl CallCore {
         let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
         let n = sdp::negotiate_with(&remote, &[media.codec]).map_err(|e| e.sip_status())?;
         let answer = sdp.answer(&n);
+        media.remote_hold = n.remote_hold;
         let moved = followable(&n, media.remote_rtp);
         if moved {
             media.remote_rtp = n.remote_rtp;

@@ -101,6 +101,17 @@ impl CallCore {
         self.consult_over_quietly(Over::Returned);
     }
 
+    /// No RTP on the consultation call: over, unless the phone holds it
+    /// (it switched back to its caller, and may send nothing meanwhile).
+    pub(in crate::call::core) fn consult_call_rtp_timeout(&mut self) {
+        match self.consult().map(|c| &c.via) {
+            Some(Via::Phone(p)) if p.media.remote_hold => {
+                tracing::debug!("no RTP on the consultation call, which the phone holds");
+            }
+            _ => self.consult_call_media_failed(),
+        }
+    }
+
     pub(in crate::call::core) fn consult_call_media_failed(&mut self) {
         if matches!(self.consult().map(|c| &c.via), Some(Via::Phone(_))) {
             tracing::info!("the agent's consultation call has no media");
@@ -216,6 +227,7 @@ impl CallCore {
         let remote = sdp::parse_offer(body).map_err(|e| e.sip_status())?;
         let n = sdp::negotiate_with(&remote, &[p.media.codec]).map_err(|e| e.sip_status())?;
         let answer = p.sdp.answer(&n);
+        p.media.remote_hold = n.remote_hold;
         if followable(&n, p.media.remote_rtp) {
             p.media.remote_rtp = n.remote_rtp;
             let peer = n.remote_rtp;
