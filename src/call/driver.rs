@@ -984,30 +984,40 @@ impl CallIo {
     /// Start the agent's media on the offer's port and bridge it with the
     /// caller's.
     fn bridge(&mut self, leg: AgentLegRef, remote: &Negotiated) -> CallEvent {
-        let failed = CallEvent::AgentBridgeFailed { leg };
-        let Some(om) = self.offer_media.get_mut(&leg.offer) else {
-            return failed;
+        let events = self.agent_media_tx.clone();
+        let (Some((agent, local)), Some(caller)) = (
+            self.start_offer_media(leg, remote, events),
+            self.media.as_ref(),
+        ) else {
+            return CallEvent::AgentBridgeFailed { leg };
         };
+        MediaSession::bridge(caller, &agent, "caller_to_agent", "agent_to_caller", true);
+        self.agent_media = Some(agent);
+        CallEvent::AgentBridged { leg, local }
+    }
+
+    /// Start an answered agent leg's media on its offer's port (taken from
+    /// the offer), its events on `events`; the session and our address on it.
+    fn start_offer_media(
+        &mut self,
+        leg: AgentLegRef,
+        remote: &Negotiated,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Option<(MediaSession, std::net::SocketAddr)> {
+        let om = self.offer_media.get_mut(&leg.offer)?;
         let local = om.local;
-        let (Some(port), Some(caller)) = (om.port.take(), self.media.as_ref()) else {
-            return failed;
-        };
         let setup = SessionSetup {
-            port,
+            port: om.port.take()?,
             peer: remote.remote_rtp,
             signalling_ip: om.signalling_ip,
             codec: remote.codec,
             dtmf_pt: remote.dtmf_pt,
             inband_dtmf: false,
             rtp_timeout: self.ctx.rtp_timeout(),
-            events: self.agent_media_tx.clone(),
+            events,
         };
-        let Ok(agent) = MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) else {
-            return failed;
-        };
-        MediaSession::bridge(caller, &agent, "caller_to_agent", "agent_to_caller", true);
-        self.agent_media = Some(agent);
-        CallEvent::AgentBridged { leg, local }
+        let session = MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics).ok()?;
+        Some((session, local))
     }
 
     /// Our re-INVITE to the agent's phone, in the background: its answer
@@ -1176,24 +1186,8 @@ impl CallIo {
     /// the consulting side (whose keys are kept for its feature codes).
     fn bridge_colleague(&mut self, leg: AgentLegRef, remote: &Negotiated, side: Side) -> CallEvent {
         let failed = CallEvent::ColleagueBridgeFailed { leg };
-        let Some(om) = self.offer_media.get_mut(&leg.offer) else {
-            return failed;
-        };
-        let local = om.local;
-        let Some(port) = om.port.take() else {
-            return failed;
-        };
-        let setup = SessionSetup {
-            port,
-            peer: remote.remote_rtp,
-            signalling_ip: om.signalling_ip,
-            codec: remote.codec,
-            dtmf_pt: remote.dtmf_pt,
-            inband_dtmf: false,
-            rtp_timeout: self.ctx.rtp_timeout(),
-            events: self.colleague_media_tx.clone(),
-        };
-        let Ok(colleague) = MediaSession::start(setup, &self.ctx.clock, &self.ctx.metrics) else {
+        let events = self.colleague_media_tx.clone();
+        let Some((colleague, local)) = self.start_offer_media(leg, remote, events) else {
             return failed;
         };
         let Some(agent) = self.side(side) else {
