@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::phone::{caller_put_through, AgentPhone, Answer, PHONE_SSRC};
+use common::phone::{caller_hears, caller_put_through, AgentPhone, Answer, PHONE_SSRC};
 use common::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,14 +118,7 @@ async fn a_level_1_agent_consults_a_level_2_colleague_and_hands_the_caller_over_
         Some("on_call")
     );
     // Caller and Carmen hear each other.
-    let mark = caller.packets().len();
-    carmen.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Carmen", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
-    })
-    .await;
+    caller_hears(&caller, &carmen, 0x2a, "the caller hears Carmen").await;
     let carmen_mark = carmen.rtp_packets().len();
     caller.send_audio(&vec![vec![0x55u8; 160]; 25]).await;
     wait_until(WAIT, "Carmen hears the caller", || {
@@ -178,14 +171,7 @@ async fn consultation_fails(answer: Answer, ring_secs: u32) -> (u16, centralita:
     assert_eq!(scrape(&server, "centralita_calls_on_hold").await, 1.0);
     let resumed = ana.reinvite(&phone_sdp(&ana, "sendrecv")).await;
     assert_eq!(resumed.and_then(|m| m.status()), Some(200));
-    let mark = caller.packets().len();
-    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Ana again", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC)
-    })
-    .await;
+    caller_hears(&caller, &ana, 0x2a, "the caller hears Ana again").await;
     assert_eq!(caller.bye().await, Some(200));
     (status, server)
 }
@@ -273,14 +259,7 @@ async fn the_keypad_consults_a_queue_and_hands_the_caller_over() {
         !bruno.rtp_packets().iter().any(|p| p.pt == 101),
         "Ana's codes never reached Bruno"
     );
-    let mark = caller.packets().len();
-    bruno.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Bruno", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
-    })
-    .await;
+    caller_hears(&caller, &bruno, 0x2a, "the caller hears Bruno").await;
     assert_eq!(consultations(&server, "queue", "transferred"), 1.0);
     assert_eq!(
         metric(
@@ -318,14 +297,7 @@ async fn a_refused_keypad_consultation_tells_the_agent_and_gives_it_its_caller_b
         metric(&server.metrics.render(), "centralita_calls_on_hold") == 0.0
     })
     .await;
-    let mark = caller.packets().len();
-    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Ana again", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC)
-    })
-    .await;
+    caller_hears(&caller, &ana, 0x2a, "the caller hears Ana again").await;
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }
@@ -363,14 +335,7 @@ async fn a_phone_that_sends_its_refer_on_the_consultation_call_hands_over_too() 
     })
     .await;
     wait_status(&server, "ana", "wrap_up").await;
-    let mark = caller.packets().len();
-    carmen.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Carmen", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
-    })
-    .await;
+    caller_hears(&caller, &carmen, 0x2a, "the caller hears Carmen").await;
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }
@@ -411,14 +376,7 @@ async fn the_phone_consults_a_queue_by_its_number_and_hands_the_caller_over() {
         ana.requests("BYE").len() >= 2
     })
     .await;
-    let mark = caller.packets().len();
-    bruno.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears Bruno", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == 0x2a))
-    })
-    .await;
+    caller_hears(&caller, &bruno, 0x2a, "the caller hears Bruno").await;
     assert_eq!(consultations(&server, "queue", "transferred"), 1.0);
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;

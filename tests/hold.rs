@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::phone::{caller_put_through, AgentPhone, Answer, PHONE_SSRC};
+use common::phone::{caller_hears, caller_put_through, AgentPhone, Answer};
 use common::*;
 
 /// The phone's SDP, at its RTP port, with `c=` `conn` and `extra` lines.
@@ -52,14 +52,7 @@ async fn hold_and_resume(conn: &str, extra: &str, answered: &str) {
     assert_eq!(resp.status(), Some(200));
     assert!(String::from_utf8_lossy(&resp.body).contains("a=sendrecv"));
     assert_eq!(scrape(&server, "centralita_calls_on_hold").await, 0.0);
-    let mark = caller.packets().len();
-    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears the agent again", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC)
-    })
-    .await;
+    caller_hears(&caller, &ana, 0x2a, "the caller hears the agent again").await;
     caller.send_audio(&vec![vec![0x55u8; 160]; 25]).await;
     wait_until(WAIT, "the agent hears the caller again", || {
         ana.rtp_packets()
@@ -126,14 +119,7 @@ async fn the_agents_keypad_code_holds_and_resumes_for_phones_without_a_hold_key(
         metric(&server.metrics.render(), "centralita_calls_on_hold") == 0.0
     })
     .await;
-    let mark = caller.packets().len();
-    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears the agent again", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC)
-    })
-    .await;
+    caller_hears(&caller, &ana, 0x2a, "the caller hears the agent again").await;
     assert!(
         ana.requests("BYE").is_empty(),
         "the call goes on with the agent"
@@ -175,14 +161,7 @@ async fn the_callers_hold_shows_on_the_agents_phone_and_resume_too() {
     })
     .await;
     // Still bridged: the caller hears the agent.
-    let mark = caller.packets().len();
-    ana.send_audio(&vec![vec![0x2au8; 160]; 25]).await;
-    wait_until(WAIT, "the caller hears the agent", || {
-        caller.packets()[mark..]
-            .iter()
-            .any(|p| p.ssrc == PHONE_SSRC)
-    })
-    .await;
+    caller_hears(&caller, &ana, 0x2a, "the caller hears the agent").await;
     assert_eq!(caller.bye().await, Some(200));
     server.shutdown().await;
 }

@@ -573,3 +573,16 @@ pub async fn caller_put_through(
     super::wait_status(server, agent, "on_call").await;
     caller
 }
+
+/// `phone` says something (half a second of `byte`): wait until `caller`
+/// hears it, relayed as sent.
+pub async fn caller_hears(caller: &super::Call, phone: &AgentPhone, byte: u8, what: &str) {
+    let mark = caller.packets().len();
+    phone.send_audio(&vec![vec![byte; 160]; 25]).await;
+    super::wait_until(super::WAIT, what, || {
+        caller.packets()[mark..]
+            .iter()
+            .any(|p| p.ssrc == PHONE_SSRC && p.payload.iter().all(|b| *b == byte))
+    })
+    .await;
+}
