@@ -222,6 +222,81 @@ pub struct Metrics {
     pub queue_handle_time: GaugeVec,
     pub queue_agents: IntGaugeVec,
     pub queue_calls: IntCounterVec,
+    // --- Tickets and the logbook
+    pub store: StoreMetrics,
+}
+
+/// The ticket store's metrics.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// Tickets not resolved or closed.
+    pub tickets_open: IntGauge,
+    /// Tickets opened (`new`) and calls that joined one (`joined`).
+    pub tickets: IntCounterVec,
+    pub entries: IntCounterVec,
+    pub commit_seconds: Histogram,
+    pub batch_entries: Histogram,
+    pub errors: IntCounter,
+    /// Writes waiting for the writer.
+    pub pending: IntGauge,
+}
+
+impl StoreMetrics {
+    fn new(r: &Registry) -> StoreMetrics {
+        let tickets = counter_vec(
+            r,
+            "centralita_tickets_total",
+            "Tickets opened (how=new) and calls that joined an existing ticket (how=joined)",
+            &["how"],
+        );
+        for how in ["new", "joined"] {
+            tickets.with_label_values(&[how]);
+        }
+        let entries = counter_vec(
+            r,
+            "centralita_logbook_entries_total",
+            "Logbook entries committed, by section",
+            &["section"],
+        );
+        for s in crate::tickets::Section::ALL {
+            entries.with_label_values(&[s.as_str()]);
+        }
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid histogram");
+            r.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        StoreMetrics {
+            tickets_open: gauge(
+                r,
+                "centralita_tickets_open",
+                "Tickets not resolved or closed",
+            ),
+            tickets,
+            entries,
+            commit_seconds: histogram(
+                "centralita_store_commit_seconds",
+                "How long each group commit of the ticket store took",
+                vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+            ),
+            batch_entries: histogram(
+                "centralita_store_batch_entries",
+                "Writes committed together in one transaction",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+            ),
+            errors: counter(
+                r,
+                "centralita_store_errors_total",
+                "Writes the ticket store could not commit",
+            ),
+            pending: gauge(
+                r,
+                "centralita_store_pending",
+                "Writes waiting for the ticket store's writer",
+            ),
+        }
+    }
 }
 
 impl Metrics {
@@ -498,6 +573,7 @@ impl Metrics {
             "Calls that left each queue, by outcome (served, abandoned, blocked, called_back, callback_gave_up, message_hangup)",
             &["queue", "outcome"],
         );
+        let store = StoreMetrics::new(&registry);
         Metrics {
             registry,
             queue_waiting,
@@ -537,6 +613,7 @@ impl Metrics {
             transfers,
             consultations,
             rtp_ports_in_use,
+            store,
         }
     }
 
