@@ -32,6 +32,58 @@ enum Command {
     Run(RunArgs),
     /// Check the config, every IVR file and every sound; exit 1 on any problem.
     CheckConfig,
+    /// Read the tickets (while the server runs or not).
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// The logbook's chain of MACs.
+    #[command(subcommand)]
+    Logbook(LogbookCommand),
+}
+
+#[derive(Subcommand)]
+enum TicketsCommand {
+    /// Tickets, newest first.
+    List {
+        /// open, in_progress, escalated, resolved or closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// A queue one of its calls waited in.
+        #[arg(long)]
+        queue: Option<String>,
+        /// An agent one of its calls was offered to or taken by.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The caller's user part (its number).
+        #[arg(long)]
+        caller: Option<String>,
+        /// Opened since (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// One ticket with its calls and its logbook.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogbookCommand {
+    /// Walk every ticket's chain; exit 1 naming each ticket whose history
+    /// was edited, deleted, inserted, reordered or cut short.
+    Verify {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Clone, Default)]
@@ -72,8 +124,133 @@ fn main() -> std::process::ExitCode {
         .init();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
+        Some(Command::Tickets(cmd)) => tickets(&cli.config, cmd),
+        Some(Command::Logbook(LogbookCommand::Verify { data_dir })) => {
+            verify_logbook(&cli.config, data_dir)
+        }
         Some(Command::Run(args)) => run(&cli.config, &args),
         None => run(&cli.config, &cli.run),
+    }
+}
+
+/// The ticket store's files, from the config (and `--data-dir`).
+fn store_options(
+    config: &std::path::Path,
+    data_dir: Option<PathBuf>,
+) -> Result<centralita::tickets::sqlite::StoreOptions, std::process::ExitCode> {
+    let ov = Overrides {
+        data_dir,
+        ..Overrides::default()
+    };
+    match centralita::config::RuntimeConfig::load(config, &ov) {
+        Ok(c) => Ok(c.store),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            Err(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
+fn tickets(config: &std::path::Path, cmd: TicketsCommand) -> std::process::ExitCode {
+    use centralita::tickets::{report, Millis, TicketFilter, TicketNumber, TicketStatus};
+    let fail = |msg: String| {
+        eprintln!("centralita: {msg}");
+        std::process::ExitCode::FAILURE
+    };
+    match cmd {
+        TicketsCommand::List {
+            status,
+            queue,
+            agent,
+            caller,
+            since,
+            limit,
+            json,
+            data_dir,
+        } => {
+            let store = match store_options(config, data_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let status = match status.as_deref().map(TicketStatus::parse) {
+                Some(None) => {
+                    return fail(
+                        "--status: expected open, in_progress, escalated, resolved or closed"
+                            .into(),
+                    )
+                }
+                Some(s) => s,
+                None => None,
+            };
+            let since = match since.as_deref().map(Millis::parse_rfc3339) {
+                Some(None) => {
+                    return fail(
+                        "--since: expected an RFC 3339 time, e.g. 2026-12-01T00:00:00Z".into(),
+                    )
+                }
+                Some(s) => s,
+                None => None,
+            };
+            let filter = TicketFilter {
+                status,
+                queue,
+                agent,
+                caller,
+                since,
+                limit,
+            };
+            match report::list(&store, &filter, json) {
+                Ok(out) => {
+                    print!("{out}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        TicketsCommand::Show {
+            number,
+            json,
+            data_dir,
+        } => {
+            let store = match store_options(config, data_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let Some(n) = TicketNumber::parse(&number) else {
+                return fail(format!("{number:?} is not a ticket number"));
+            };
+            match report::show(&store, n, json) {
+                Ok(Some(out)) => {
+                    println!("{out}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Ok(None) => fail(format!("no ticket {n}")),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+    }
+}
+
+fn verify_logbook(config: &std::path::Path, data_dir: Option<PathBuf>) -> std::process::ExitCode {
+    let store = match store_options(config, data_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match centralita::tickets::report::verify(&store) {
+        Ok(Ok(summary)) => {
+            println!("{summary}");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(Err(problems)) => {
+            println!("{problems}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("centralita: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

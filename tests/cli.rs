@@ -139,6 +139,8 @@ fn sigterm_stops_the_controller_with_exit_0_within_5_s() {
             "--config",
         ])
         .arg(Path::new(ROOT).join("config/centralita.toml"))
+        .arg("--data-dir")
+        .arg(std::env::temp_dir().join(format!("centralita-cli-{}", std::process::id())))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -10,7 +10,7 @@ use super::{
     AcdRequest, AgentLegRef, CallAction, CallCount, CallEvent, ConsultAction, ConsultCall, LegId,
     LegRole, Replaced, ReqId, Side,
 };
-use super::{Background, SdpSession};
+use super::{Background, Record, SdpSession};
 use crate::acd::driver::{QueueNews, Switchboard};
 use crate::acd::lines::{LineCapacity, LineGuard};
 use crate::acd::{CallId, TransferTarget};
@@ -26,6 +26,7 @@ use crate::sip::{
     AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
     LegEvent, OfferReply, ReferReply, SipStack,
 };
+use crate::tickets::{CallKey, Caller, Millis, NewCall, TicketStore, Write, Written};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +109,8 @@ pub struct CallContext {
     pub live: Arc<LiveCalls>,
     /// The HTTP listener's address (for Call-Info links), once bound.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Tickets and their logbook: every support call's.
+    pub store: Arc<dyn TicketStore>,
     /// Each call's door for its agent's consultation call (by call id).
     inboxes: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<Box<ConsultArrival>>>>,
     next_id: AtomicU64,
@@ -130,6 +133,7 @@ pub struct CallParts {
     pub metrics: Metrics,
     pub lines: Arc<LineCapacity>,
     pub shutdown: CancellationToken,
+    pub store: Arc<dyn TicketStore>,
 }
 
 impl CallContext {
@@ -151,6 +155,7 @@ impl CallContext {
             sip: std::sync::OnceLock::new(),
             live: Arc::new(LiveCalls::default()),
             http_addr: std::sync::OnceLock::new(),
+            store: p.store,
             inboxes: std::sync::Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
@@ -292,8 +297,21 @@ fn start_call(
             Some(line) => Some(line),
             None => {
                 tracing::info!(call_id = %call.call_id, "no free line: 486");
-                leg.reject(486);
                 ctx.metrics.call_ended(CallOutcome::Blocked);
+                // The caller turned away has a ticket too, kept before the
+                // 486 goes out.
+                let language = ctx.settings.config.default_language.clone();
+                let blocked = Write::Open {
+                    call: new_call(&call, language),
+                    blocked: true,
+                };
+                let store = Arc::clone(&ctx.store);
+                ctx.tracker.spawn(async move {
+                    if let Err(e) = store.write(blocked).await {
+                        tracing::warn!(error = %e, "the blocked call's ticket was not kept");
+                    }
+                    leg.reject(486);
+                });
                 return;
             }
         },
@@ -310,6 +328,17 @@ fn start_call(
         }
         .instrument(span),
     );
+}
+
+/// A new call as its ticket keeps it.
+fn new_call(call: &IncomingCall, language: String) -> NewCall {
+    NewCall {
+        sip_call_id: call.call_id.clone(),
+        caller: Caller::from_header(&call.from_uri),
+        dialed: call.dialed.clone(),
+        language,
+        at: Millis::now(),
+    }
 }
 
 /// One call, from its INVITE to its end.
@@ -418,6 +447,8 @@ struct CallIo {
     colleague_media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     /// The ACD's id for the consultation (its own, not the call's).
     consult_id: Option<CallId>,
+    /// The call's row in the ticket store, once its ticket is open.
+    ticket_call: Option<CallKey>,
 }
 
 /// The agent's consultation call's SIP side and its RTP port.
@@ -484,6 +515,7 @@ impl CallIo {
             colleague_media_tx,
             colleague_media_rx,
             consult_id: None,
+            ticket_call: None,
         }
     }
 
@@ -497,12 +529,70 @@ impl CallIo {
         }
     }
 
+    /// Write to the call's ticket and wait for the commit: what it records
+    /// is kept before the next action shows it to anyone.
+    async fn record(&mut self, r: Record) -> Option<CallEvent> {
+        let at = Millis::now();
+        match r {
+            Record::Open { language } => {
+                let w = Write::Open {
+                    call: new_call(&self.call, language),
+                    blocked: false,
+                };
+                match self.ctx.store.write(w).await {
+                    Ok(Written::Opened(o)) => {
+                        self.ticket_call = Some(o.call);
+                        Some(CallEvent::TicketOpened { ticket: o.ticket })
+                    }
+                    Ok(other) => {
+                        tracing::error!(?other, "the store answered an open with something else");
+                        Some(CallEvent::TicketFailed)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no ticket could be opened");
+                        Some(CallEvent::TicketFailed)
+                    }
+                }
+            }
+            Record::Change { change, entry } => {
+                let call = self.ticket_call?;
+                let w = Write::Call {
+                    call,
+                    at,
+                    change,
+                    entry,
+                };
+                if let Err(e) = self.ctx.store.write(w).await {
+                    tracing::warn!(error = %e, "a change of the call was not kept in its ticket");
+                }
+                None
+            }
+            Record::Join { typed } => {
+                // Always answered: the call's menus wait for it.
+                let Some(call) = self.ticket_call else {
+                    return Some(CallEvent::TicketJoined { ticket: None });
+                };
+                let ticket = match self.ctx.store.write(Write::Join { call, at, typed }).await {
+                    Ok(Written::Call { ticket }) => Some(ticket),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the typed ticket could not be joined");
+                        None
+                    }
+                };
+                Some(CallEvent::TicketJoined { ticket })
+            }
+        }
+    }
+
     /// The live record of the call, from its core.
     fn publish(&self, core: &CallCore) {
         let v = core.view();
         self.ctx.live.upsert(LiveCall {
             id: self.id.0,
-            ticket: format!("call-{}", self.id.0),
+            ticket: core
+                .ticket()
+                .map_or_else(|| format!("call-{}", self.id.0), |t| t.to_string()),
             dialed: self.call.dialed.clone(),
             caller: self.call.from_uri.clone(),
             language: v.language.to_string(),
@@ -747,6 +837,7 @@ impl CallIo {
                 return Some(self.ring_agent(offer, &agent, &targets, headers, &codec));
             }
             CallAction::Consult(a) => return self.consult_action(a).await,
+            CallAction::Record(r) => return self.record(r).await,
             CallAction::HangUpAgent { leg } => self.hang_up_agent(leg),
             CallAction::BridgeAgent { leg, remote } => return Some(self.bridge(leg, &remote)),
             CallAction::TransferDone { leg } => self.transfer_done(leg),

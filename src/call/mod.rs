@@ -414,6 +414,45 @@ pub enum CallEvent {
         leg: AgentLegRef,
     },
     ColleagueRtpTimeout,
+    /// [`Record::Open`] is committed: the call's ticket.
+    TicketOpened {
+        ticket: crate::tickets::TicketNumber,
+    },
+    /// No ticket could be opened (the store is failing).
+    TicketFailed,
+    /// [`Record::Join`] is done: the ticket the call is on now (`None`:
+    /// it stays on its own).
+    TicketJoined {
+        ticket: Option<crate::tickets::TicketNumber>,
+    },
+}
+
+/// What the call writes to its ticket.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Open the call's ticket (before the call is answered); answered with
+    /// [`CallEvent::TicketOpened`] or [`CallEvent::TicketFailed`].
+    Open { language: String },
+    /// A change of the call, and the logbook entry that says it.
+    Change {
+        change: Box<crate::tickets::CallChange>,
+        entry: String,
+    },
+    /// The caller typed a ticket number: the call joins that ticket if it
+    /// exists; answered with [`CallEvent::TicketJoined`].
+    Join { typed: String },
+}
+
+impl PartialEq for Record {
+    /// Records compare by what they say (tests).
+    fn eq(&self, other: &Record) -> bool {
+        match (self, other) {
+            (Record::Open { language: a }, Record::Open { language: b }) => a == b,
+            (Record::Change { entry: a, .. }, Record::Change { entry: b, .. }) => a == b,
+            (Record::Join { typed: a }, Record::Join { typed: b }) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// The agent's consultation call, as it arrived.
@@ -548,6 +587,10 @@ pub enum CallAction {
     ReleaseLine,
     /// A consultation's SIP and media work.
     Consult(ConsultAction),
+    /// Write to the call's ticket; the driver waits for the commit before
+    /// it carries out the next action (what it records is never shown
+    /// before it is kept).
+    Record(Record),
     /// The call is over (the last action).
     Finished {
         outcome: CallOutcome,

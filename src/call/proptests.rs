@@ -190,6 +190,15 @@ impl World {
                     self.core
                         .handle_event(self.now, CallEvent::OfferRung { offer, contacts });
                 }
+                CallAction::Record(Record::Open { .. }) => {
+                    let ticket = crate::tickets::TicketNumber::FIRST;
+                    self.core
+                        .handle_event(self.now, CallEvent::TicketOpened { ticket });
+                }
+                CallAction::Record(Record::Join { .. }) => {
+                    let ev = CallEvent::TicketJoined { ticket: None };
+                    self.core.handle_event(self.now, ev);
+                }
                 CallAction::BridgeAgent { leg, .. } => {
                     let ev = if self.bridge_fails {
                         CallEvent::AgentBridgeFailed { leg }

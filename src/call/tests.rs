@@ -67,6 +67,8 @@ struct H {
     start: Instant,
     now: Instant,
     log: Vec<CallAction>,
+    /// The ticket's records, each with the number of actions before it.
+    records: Vec<(usize, Record)>,
 }
 
 impl H {
@@ -78,23 +80,60 @@ impl H {
             start,
             now: start,
             log: Vec::new(),
+            records: Vec::new(),
         };
         h.take();
         h
     }
 
+    /// The core's actions but its ticket's records (kept in `records`,
+    /// in order with a marker of where they came); a ticket to open or join
+    /// is answered at once, as the driver does once the store has committed
+    /// it.
     fn take(&mut self) -> Vec<CallAction> {
         let mut out = Vec::new();
         while let Some(a) = self.core.poll_action() {
-            out.push(a);
+            let CallAction::Record(r) = a else {
+                out.push(a);
+                continue;
+            };
+            self.records.push((self.log.len() + out.len(), r.clone()));
+            let answer = match r {
+                Record::Open { .. } => Some(CallEvent::TicketOpened {
+                    ticket: crate::tickets::TicketNumber::FIRST,
+                }),
+                Record::Join { typed } => Some(CallEvent::TicketJoined {
+                    ticket: crate::tickets::TicketNumber::parse(&typed),
+                }),
+                Record::Change { .. } => None,
+            };
+            if let Some(ev) = answer {
+                self.core.handle_event(self.now, ev);
+            }
         }
         self.log.extend(out.iter().cloned());
         out
     }
 
+    /// The entries written so far.
+    fn entries(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Record::Change { entry, .. } => Some(entry.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn ev(&mut self, ev: CallEvent) -> Vec<CallAction> {
         self.core.handle_event(self.now, ev);
         self.take()
+    }
+
+    /// The ACD applied a feature code.
+    fn news_feature(&mut self) -> Vec<CallAction> {
+        self.ev(CallEvent::FeatureApplied { known: true })
     }
 
     fn news(&mut self, news: QueueNews) -> Vec<CallAction> {
@@ -324,6 +363,17 @@ fn answer_after_rings_then_answers_when_the_delay_is_over() {
     s.config.answer_after_ms = 2000;
     let start = Instant::now();
     let mut core = CallCore::new(start, Arc::new(s), arrival("soporte"));
+    // The ticket first, then the ringing.
+    assert!(matches!(
+        core.poll_action(),
+        Some(CallAction::Record(Record::Open { .. }))
+    ));
+    core.handle_event(
+        start,
+        CallEvent::TicketOpened {
+            ticket: crate::tickets::TicketNumber::FIRST,
+        },
+    );
     assert_eq!(core.poll_action(), Some(CallAction::Ring));
     assert_eq!(core.poll_action(), None);
     assert_eq!(core.poll_timeout(), Some(start + Duration::from_secs(2)));
@@ -395,7 +445,7 @@ fn a_caller_who_dials_a_queue_number_goes_straight_into_it() {
         vec![AcdRequest::Enqueue {
             queue: "hardware".into(),
             priority: 5,
-            ticket: None
+            ticket: Some("100001".into())
         }]
     );
     assert!(h.log.contains(&CallAction::HoldMusic(true)));
@@ -413,7 +463,7 @@ fn the_menus_put_the_caller_in_the_software_queue_with_its_prompt() {
         vec![AcdRequest::Enqueue {
             queue: "software".into(),
             priority: 5,
-            ticket: None
+            ticket: Some("100001".into())
         }]
     );
 }
@@ -1368,3 +1418,4 @@ fn the_keypad_hold_code_holds_and_resumes_the_caller() {
 }
 
 mod consult;
+mod ticket;

@@ -36,6 +36,22 @@ pub struct FileConfig {
     pub queues: BTreeMap<String, QueueEntry>,
     #[serde(default)]
     pub acd: AcdSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// The ticket store (SQLite under `data_dir`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `full` (every commit reaches the disk: survives a power loss, the
+    /// default) or `normal` (survives a crash of the process only).
+    #[serde(default)]
+    pub synchronous: crate::tickets::sqlite::Synchronous,
+    /// The logbook's key file (default `<data_dir>/logbook.key`), kept apart
+    /// from the database.
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// Trunk capacity and offering rules shared by every queue.

@@ -169,6 +169,18 @@ impl RuntimeConfig {
             inband_dtmf: f.media.inband_dtmf,
             ivr_dir: base.join(f.ivr.dir),
             numbers: f.numbers,
+            store: {
+                let data_dir = ov
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| base.join(&f.data_dir));
+                let mut s = crate::tickets::sqlite::StoreOptions::in_dir(&data_dir);
+                s.synchronous = f.store.synchronous;
+                if let Some(k) = &f.store.key_file {
+                    s.key_path = base.join(k);
+                }
+                s
+            },
             data_dir: ov.data_dir.clone().unwrap_or_else(|| base.join(f.data_dir)),
             registrar: f.registrar,
             features: f.features,

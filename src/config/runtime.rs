@@ -138,6 +138,8 @@ pub struct RuntimeConfig {
     pub agents: BTreeMap<String, AgentEntry>,
     pub queues: BTreeMap<String, QueueEntry>,
     pub acd: AcdSection,
+    /// The ticket store's files and durability.
+    pub store: crate::tickets::sqlite::StoreOptions,
 }
 
 impl RuntimeConfig {

@@ -23,6 +23,7 @@ struct AppState {
     overload: Arc<crate::server::overload::Overload>,
     live: Arc<LiveCalls>,
     switchboard: Switchboard,
+    store: Arc<crate::tickets::SqliteStore>,
 }
 
 /// Build the router.
@@ -31,6 +32,7 @@ pub fn router(
     overload: Arc<crate::server::overload::Overload>,
     live: Arc<LiveCalls>,
     switchboard: Switchboard,
+    store: Arc<crate::tickets::SqliteStore>,
 ) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -45,6 +47,7 @@ pub fn router(
             overload,
             live,
             switchboard,
+            store,
         })
 }
 
@@ -64,20 +67,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 #[derive(Debug, Serialize)]
 struct HealthReply {
-    /// `ok`, or `draining` while shutting down.
+    /// `ok`; `draining` while shutting down; `store_failing` while no
+    /// ticket can be written (new calls get 503).
     status: &'static str,
+    /// The ticket store: `ok` or `failing`.
+    store: &'static str,
     calls_active: i64,
 }
 
 async fn health(State(st): State<AppState>) -> Response {
     let draining = st.overload.is_draining();
+    let failing = st.store.failing();
     let (code, status) = if draining {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if failing {
+        (StatusCode::SERVICE_UNAVAILABLE, "store_failing")
     } else {
         (StatusCode::OK, "ok")
     };
     let body = HealthReply {
         status,
+        store: if failing { "failing" } else { "ok" },
         calls_active: st.metrics.calls_active.get(),
     };
     (code, Json(body)).into_response()

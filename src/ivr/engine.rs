@@ -220,6 +220,12 @@ impl IvrCall {
         self.current_menu.as_deref()
     }
 
+    /// Whether keys are being collected into a field now (they are the
+    /// field's, not choices of a menu).
+    pub fn collecting(&self) -> bool {
+        matches!(self.state, State::Collect { .. })
+    }
+
     /// True once `Queue` or `Hangup` has been emitted.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Finished)

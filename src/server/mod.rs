@@ -16,6 +16,7 @@ use crate::media::prompts::PromptLibrary;
 use crate::metrics::Metrics;
 use crate::sip::accounts::Accounts;
 use crate::sip::{SipStack, StackOptions};
+use crate::tickets::{Millis, SqliteStore, TicketStore};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub enum StartError {
     },
     #[error("cannot start the media clock: {0}")]
     MediaClock(#[source] std::io::Error),
+    #[error("{0}")]
+    Store(#[source] crate::tickets::StoreError),
     #[error("cannot listen for {what} on {addr}: {source}")]
     Listen {
         what: &'static str,
@@ -157,6 +160,8 @@ pub struct Server {
     pub sip_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub metrics: Metrics,
+    store: Arc<SqliteStore>,
+    store_options: crate::tickets::sqlite::StoreOptions,
     ctx: Arc<CallContext>,
     stack: Arc<SipStack>,
     cancel: CancellationToken,
@@ -176,6 +181,21 @@ impl Server {
         } = loaded;
         let metrics = Metrics::new();
         let cancel = CancellationToken::new();
+        // The ticket store first: without it no call can be taken. Calls a
+        // crash (or a stop) left up are closed `interrupted` before any new one.
+        let store =
+            SqliteStore::open(&config.store, metrics.store.clone()).map_err(StartError::Store)?;
+        let interrupted = store
+            .interrupt_unfinished(Millis::now())
+            .await
+            .map_err(StartError::Store)?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                tickets = interrupted.len(),
+                "calls left up by the last stop closed as interrupted"
+            );
+        }
+        let store = Arc::new(store);
         let shards = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
@@ -224,6 +244,7 @@ impl Server {
             metrics: metrics.clone(),
             lines,
             shutdown: cancel.child_token(),
+            store: Arc::clone(&store) as Arc<dyn TicketStore>,
         });
         let overload = Arc::new(crate::server::overload::Overload::default());
         overload.spawn_monitor(metrics.clone(), cancel.clone());
@@ -270,6 +291,7 @@ impl Server {
             Arc::clone(&overload),
             Arc::clone(&ctx.live),
             switchboard.clone(),
+            Arc::clone(&store),
         );
         let http_cancel = cancel.clone();
         tokio::spawn(async move {
@@ -282,6 +304,8 @@ impl Server {
             sip_addr: stack.local_addr,
             http_addr,
             metrics,
+            store,
+            store_options: config.store.clone(),
             ctx,
             stack,
             cancel,
@@ -327,5 +351,18 @@ impl Server {
         let _ =
             tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
                 .await;
+        // What the calls wrote as they ended is committed before the store stops.
+        let store = Arc::clone(&self.store);
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+
+    /// Where the ticket store is (its database and key).
+    pub fn store_options(&self) -> &crate::tickets::sqlite::StoreOptions {
+        &self.store_options
+    }
+
+    /// Whether the ticket store failed its last commit.
+    pub fn store_failing(&self) -> bool {
+        self.store.failing()
     }
 }

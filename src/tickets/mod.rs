@@ -15,6 +15,7 @@
 //! before it does what anyone outside could see.
 
 pub mod chain;
+pub mod report;
 pub mod sqlite;
 
 use serde::Serialize;
@@ -47,7 +48,7 @@ impl TicketNumber {
 
 impl fmt::Display for TicketNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 
@@ -325,6 +326,8 @@ pub struct CallChange {
     /// The current offer ended so (`no_answer`, `rejected`, `cancelled`).
     pub offer_ended: Option<String>,
     pub answered_by: Option<String>,
+    /// The call's agent changes (a hand-over after a consultation).
+    pub agent: Option<String>,
     /// A transfer (how, to whom).
     pub transfer: Option<(String, String)>,
     /// The call ended, and who hung up.

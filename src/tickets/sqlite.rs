@@ -797,6 +797,9 @@ fn change_call(
             &[&(row.ticket.0 as i64)],
         )?;
     }
+    if let Some(agent) = &ch.agent {
+        exec("UPDATE calls SET agent = ?2 WHERE id = ?1", &[&id, agent])?;
+    }
     if let Some((how, to)) = &ch.transfer {
         exec(
             "UPDATE calls SET transfers = json_insert(transfers, '$[#]',
@@ -969,6 +972,17 @@ impl Reader {
             });
         }
         Ok(Reader { conn })
+    }
+
+    /// How many tickets and logbook entries there are.
+    pub fn totals(&self) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), COALESCE(SUM(entries), 0) FROM tickets",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(db)
     }
 
     /// Tickets matching `f`, newest first.

@@ -59,7 +59,8 @@ pub async fn start_server_loaded(
         sip_listen: Some("127.0.0.1:0".parse().expect("addr")),
         http_listen: Some("127.0.0.1:0".parse().expect("addr")),
         rtp_ports: Some(rtp_window()),
-        data_dir: Some(std::env::temp_dir().join("centralita-test-data")),
+        // A ticket store of its own for each server.
+        data_dir: Some(std::env::temp_dir().join(format!("centralita-test-{:x}", rand_u64()))),
     };
     let mut loaded = load_all(config, &ov).unwrap_or_else(|p| panic!("config loads: {p:?}"));
     tune(&mut loaded);

@@ -126,6 +126,7 @@ impl CallCore {
             return;
         };
         let (leg, gone) = (b.leg, b.agent_gone);
+        self.record_transfer(t.how.label(), &t.to, None);
         if !gone && self.legs.remove(&leg) {
             self.emit(match t.how {
                 TransferHow::Refer => CallAction::TransferDone { leg },

@@ -8,7 +8,12 @@ impl CallCore {
 
     /// Carry out what the IVR decided.
     pub(super) fn drain_ivr(&mut self) {
-        while let Some(action) = self.ivr.as_mut().and_then(IvrCall::poll_action) {
+        while let Some(action) = self
+            .ivr
+            .as_mut()
+            .filter(|_| !self.joining)
+            .and_then(IvrCall::poll_action)
+        {
             if matches!(self.phase, Phase::Ended) {
                 return;
             }
@@ -35,11 +40,16 @@ impl CallCore {
             }
             IvrAction::EnteredMenu { menu } => {
                 tracing::debug!(%menu, "entered menu");
+                self.record_menu(&menu);
                 self.count(CallCount::MenuEntered(menu));
             }
-            IvrAction::LanguageChosen { language } => tracing::debug!(%language, "language chosen"),
+            IvrAction::LanguageChosen { language } => {
+                tracing::debug!(%language, "language chosen");
+                self.record_language(&language);
+            }
             IvrAction::FieldCollected { name, value } => {
                 tracing::debug!(%name, %value, "field collected");
+                self.record_field(&name, &value);
             }
             IvrAction::Queue {
                 queue,
@@ -80,7 +90,8 @@ impl CallCore {
         };
         tracing::info!(%queue, "callback requested");
         tracing::debug!(contact = %target.contact, "callback contact");
-        let ticket = self.ticket_field();
+        let ticket = Some(self.ticket_label());
+        self.record_callback();
         // The ACD hears when this line goes: the callback waits for it.
         self.in_acd = true;
         self.ask_acd(AcdRequest::RequestCallback {

@@ -28,6 +28,7 @@ mod consult;
 mod hold;
 mod ivr;
 mod queue;
+mod ticket;
 
 use super::keypad::{Keypad, KeypadAction};
 use super::{
@@ -133,6 +134,8 @@ enum Phase {
     Feature {
         menu: &'static str,
     },
+    /// Opening the call's ticket (answered once it is committed).
+    Opening,
     /// 180 sent; answering when the Answer timer fires.
     Ringing,
     /// Answered without an offer: waiting for the ACK's SDP answer.
@@ -244,6 +247,16 @@ pub struct CallCore {
     /// The prompts playing end the call (goodbye, a queue's message).
     leaving: bool,
     keypad: Keypad,
+    /// The call's ticket (once opened, or joined).
+    ticket: Option<crate::tickets::TicketNumber>,
+    /// The driver keeps a ticket for this call: changes are recorded.
+    ticketed: bool,
+    /// An agent answered it at least once.
+    served: bool,
+    /// The ACD holds a callback for the caller.
+    callback_held: bool,
+    /// A typed ticket number is being joined: the menus' next actions wait.
+    joining: bool,
     offers: u32,
     /// Agent legs rung and not yet ended or hung up.
     legs: BTreeSet<AgentLegRef>,
@@ -285,6 +298,11 @@ impl CallCore {
             announced: false,
             leaving: false,
             keypad: Keypad::new(&prefix),
+            ticket: None,
+            ticketed: false,
+            served: false,
+            callback_held: false,
+            joining: false,
             offers: 0,
             legs: BTreeSet::new(),
             queue: None,
@@ -418,6 +436,9 @@ impl CallCore {
             CallEvent::ColleagueBridged { leg, local } => self.colleague_bridged(leg, local),
             CallEvent::ColleagueBridgeFailed { leg } => self.colleague_bridge_failed(leg),
             CallEvent::ColleagueRtpTimeout => self.colleague_rtp_timeout(),
+            CallEvent::TicketOpened { ticket } => self.ticket_opened(now, ticket),
+            CallEvent::TicketFailed => self.ticket_failed(),
+            CallEvent::TicketJoined { ticket } => self.ticket_joined(ticket),
         }
         self.sync_timers();
     }
@@ -470,7 +491,7 @@ impl CallCore {
     /// Where the call stands, for the API.
     pub fn view(&self) -> CallView<'_> {
         let (state, agent) = match &self.phase {
-            Phase::Feature { .. } | Phase::Ringing | Phase::AwaitingAck => {
+            Phase::Feature { .. } | Phase::Opening | Phase::Ringing | Phase::AwaitingAck => {
                 (CallState::Answering, None)
             }
             Phase::Ivr if self.leaving => (CallState::Leaving, None),
@@ -540,12 +561,6 @@ impl CallCore {
         }
     }
 
-    fn ticket_field(&self) -> Option<String> {
-        self.ivr
-            .as_ref()
-            .and_then(|i| i.fields().get("ticket").cloned())
-    }
-
     fn caller_end_for(&self, status: u16) -> CallerEnd {
         if self.answered {
             CallerEnd::Bye
@@ -579,6 +594,7 @@ impl CallCore {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        self.record_end(outcome);
         self.end_consultation_with_call();
         self.leave_hold(self.now);
         let legs: Vec<AgentLegRef> = self.legs.iter().copied().collect();
@@ -656,12 +672,12 @@ impl CallCore {
         }
         if let Some(menu) = config.numbers.get(dialed).cloned() {
             let script = Arc::clone(&self.settings.ivr);
-            return self.take(now, script, &menu);
+            return self.take(now, script, &menu, true);
         }
         if let Some(queue) = config.queue_by_number(dialed).map(str::to_string) {
             self.direct_queue = Some(queue);
             let script = Arc::clone(&self.settings.feature_ivr);
-            return self.take(now, script, DIRECT_QUEUE_MENU);
+            return self.take(now, script, DIRECT_QUEUE_MENU, true);
         }
         self.end(CallOutcome::NotFound, CallerEnd::Reject(404));
     }
@@ -674,11 +690,12 @@ impl CallCore {
             return self.end(CallOutcome::NotFound, CallerEnd::Reject(404));
         }
         let script = Arc::clone(&self.settings.feature_ivr);
-        self.take(now, script, menu);
+        self.take(now, script, menu, false);
     }
 
-    /// The call is ours: set up its IVR, negotiate, ring or answer.
-    fn take(&mut self, now: Instant, script: Arc<IvrScript>, menu: &str) {
+    /// The call is ours: set up its IVR, negotiate, open its ticket (a
+    /// support number's call), ring or answer.
+    fn take(&mut self, now: Instant, script: Arc<IvrScript>, menu: &str, ticketed: bool) {
         let language = self.settings.config.default_language.clone();
         match IvrCall::new(script, menu, &language, now) {
             Ok(ivr) => self.ivr = Some(ivr),
@@ -700,6 +717,13 @@ impl CallCore {
                 }
             }
         }
+        if ticketed {
+            return self.open_ticket();
+        }
+        self.ring_or_answer(now);
+    }
+
+    fn ring_or_answer(&mut self, now: Instant) {
         let ring = self.settings.config.answer_after_ms;
         if ring > 0 {
             self.phase = Phase::Ringing;
@@ -851,6 +875,9 @@ impl CallCore {
         tracing::debug!(%digit, source = source.as_str(), "digit");
         if matches!(self.phase, Phase::Bridged(_)) {
             return;
+        }
+        if matches!(self.phase, Phase::Ivr) && !self.leaving {
+            self.record_key(digit);
         }
         if let Some(ivr) = self.ivr.as_mut() {
             ivr.handle_event(now, IvrEvent::Digit(digit));

@@ -11,9 +11,10 @@ impl CallCore {
     /// it waits.
     pub(super) fn enter_queue(&mut self, queue: String, priority: u8, prompt: Option<String>) {
         tracing::info!(%queue, priority, "queued");
+        self.record_queued(&queue, priority);
         self.play(prompt.into_iter().collect());
         self.emit(CallAction::HoldMusic(true));
-        let ticket = self.ticket_field();
+        let ticket = Some(self.ticket_label());
         self.queue = Some((queue.clone(), priority));
         self.in_acd = true;
         self.phase = Phase::Queued(Queued {
@@ -42,7 +43,7 @@ impl CallCore {
         };
         self.count(CallCount::CallbackRequested(queue.clone()));
         let target = self.caller_contact();
-        let ticket = self.ticket_field();
+        let ticket = Some(self.ticket_label());
         self.ask_acd(AcdRequest::RequestCallback {
             queue,
             priority,
@@ -130,8 +131,9 @@ impl CallCore {
             held_answer: None,
             bridging: None,
         });
-        let ticket = ticket.unwrap_or_else(|| format!("call-{}", self.id.0));
+        let ticket = ticket.unwrap_or_else(|| self.ticket_label());
         tracing::info!(%agent, contacts = targets.len(), %ticket, "ringing the agent");
+        self.record_offer(&agent, targets.len());
         self.emit(CallAction::RingAgent {
             offer: no,
             agent,
@@ -172,6 +174,12 @@ impl CallCore {
     pub(super) fn offer_lost(&mut self, agent: String, reason: OfferFailReason) {
         if let Phase::Queued(q) = &mut self.phase {
             if let Some(o) = q.offer.take() {
+                let result = match reason {
+                    OfferFailReason::NoAnswer => "no_answer",
+                    OfferFailReason::Rejected => "rejected",
+                    OfferFailReason::Unreachable => "unreachable",
+                };
+                self.record_offer_ended(&o.agent, result);
                 self.hang_up_offer(o.no, None);
             }
         }
@@ -183,6 +191,7 @@ impl CallCore {
             return;
         };
         if let Some(o) = q.offer.take_if(|o| o.agent == agent) {
+            self.record_offer_ended(&o.agent, "cancelled");
             self.hang_up_offer(o.no, None);
         }
     }
@@ -210,6 +219,7 @@ impl CallCore {
             Ok(remote) => {
                 o.bridging = Some((leg, remote.clone()));
                 self.hang_up_offer(leg.offer, Some(leg));
+                self.record_answered(&agent);
                 self.emit(CallAction::BridgeAgent { leg, remote });
             }
             Err(e) => {
@@ -277,6 +287,7 @@ impl CallCore {
         if let Some(o) = q.offer.take() {
             self.hang_up_offer(o.no, None);
         }
+        self.record_callback();
         self.leave_after(vec!["callback_confirm".into(), "goodbye".into()], false);
     }
 

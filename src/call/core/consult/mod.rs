@@ -300,9 +300,7 @@ impl CallCore {
             Phase::Bridged(b) => b.agent.clone(),
             _ => String::new(),
         };
-        let ticket = self
-            .ticket_field()
-            .unwrap_or_else(|| format!("call-{}", self.id.0));
+        let ticket = self.ticket_label();
         self.offers += 1;
         let no = self.offers;
         let Some(c) = self.consult_mut() else { return };
@@ -460,6 +458,13 @@ impl CallCore {
             return;
         };
         self.leave_hold(self.now);
+        let via = match how {
+            Some(Completion::Refer { .. } | Completion::ReferOnConsult) => "attended refer",
+            Some(Completion::AgentGone) => "agent hung up",
+            _ => "keypad",
+        };
+        let to = c.to.clone();
+        self.record_transfer(via, &to, Some(&agent));
         match how {
             Some(Completion::Refer { leg: l }) => {
                 if self.legs.remove(&l) {

@@ -1,0 +1,297 @@
+//! Tickets end to end: every support call opens one, its logbook says what
+//! happened, and `centralita tickets show --json` (the real binary, reading
+//! the running server's store) shows it field by field.
+
+mod common;
+
+use centralita::server::ServerOptions;
+use common::phone::{caller_put_through, AgentPhone};
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::sync::Arc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_centralita");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `centralita tickets <args> --json` against the server's store.
+fn cli(server: &centralita::server::Server, args: &[&str]) -> Value {
+    let data_dir = server
+        .store_options()
+        .path
+        .parent()
+        .expect("data dir")
+        .to_path_buf();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(format!("{ROOT}/config/centralita.toml"))
+        .args(args)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .expect("run centralita");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn show(server: &centralita::server::Server, n: u64) -> Value {
+    cli(server, &["tickets", "show", &n.to_string()])
+}
+
+/// The texts of a ticket's logbook.
+fn entries(t: &Value) -> Vec<String> {
+    t["logbook"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wait until the store shows ticket `n`'s last call ended.
+async fn wait_ended(server: &centralita::server::Server, n: u64) -> Value {
+    let mut t = Value::Null;
+    wait_until(WAIT, "the call's end in its ticket", || {
+        t = show(server, n);
+        t["calls"]
+            .as_array()
+            .and_then(|c| c.last())
+            .is_some_and(|c| !c["outcome"].is_null())
+    })
+    .await;
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_walks_the_menus_and_hangs_up_in_the_queue() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut call, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(
+        resp.header("x-centralita-ticket"),
+        None,
+        "the ticket is not the caller's business"
+    );
+    call.wait_packets(5, WAIT).await;
+    call.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    call.send_rfc4733('1').await;
+    wait_metric(&server, "centralita_queue_waiting{queue=\"software\"}", 1.0).await;
+    assert_eq!(call.bye().await, Some(200));
+    let t = wait_ended(&server, 100_001).await;
+    assert_eq!(t["number"], 100_001);
+    assert_eq!(t["status"], "open");
+    assert_eq!(t["level"], 1);
+    assert_eq!(t["caller"]["user"], "caller");
+    assert_eq!(t["caller"]["display"], "Test");
+    assert!(t["caller"]["uri"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("sip:caller@127.0.0.1")));
+    assert_eq!(t["dialed"], "soporte");
+    let call = &t["calls"][0];
+    assert_eq!(call["outcome"], "abandoned_queue");
+    assert_eq!(call["queue"], "software");
+    assert!(call["agent"].is_null());
+    assert_eq!(call["hung_up_by"], "caller");
+    let path: Vec<(String, Option<String>)> = call["ivr_path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|s| {
+            (
+                s["menu"].as_str().unwrap_or_default().to_string(),
+                s["key"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        path,
+        [
+            ("idioma".to_string(), None),
+            ("idioma".to_string(), Some("1".to_string())),
+            ("principal".to_string(), None),
+            ("principal".to_string(), Some("1".to_string())),
+        ]
+    );
+    let e = entries(&t);
+    assert_eq!(e[0], "Call arrived from Test (caller) to soporte.");
+    for words in [
+        "Entered menu idioma.",
+        "Pressed 1 in menu idioma.",
+        "Language chosen: es.",
+        "Queued in software with priority 5.",
+        "The caller hung up while waiting.",
+    ] {
+        assert!(e.iter().any(|x| x == words), "{words} not in {e:?}");
+    }
+    let log = t["logbook"].as_array().expect("logbook");
+    for (i, entry) in log.iter().enumerate() {
+        assert_eq!(entry["seq"], i as u64 + 1);
+        assert_eq!(entry["author"], "system");
+        assert_eq!(entry["section"], "event");
+        assert!(entry["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    assert_eq!(
+        scrape(&server, "centralita_tickets_total{how=\"new\"}").await,
+        1.0
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_call_transferred_by_refer_keeps_its_ticket_with_the_agents() {
+    let server = start_server().await;
+    let ana = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &ana, "ana").await;
+    let invite = ana.requests("INVITE").pop().expect("INVITE");
+    assert_eq!(
+        invite.header("x-centralita-ticket"),
+        Some("100001"),
+        "the agent's phone gets the real ticket number"
+    );
+    ana.refer("hardware").await;
+    wait_metric(&server, "centralita_queue_waiting{queue=\"hardware\"}", 1.0).await;
+    assert_eq!(caller.bye().await, Some(200));
+    let t = wait_ended(&server, 100_001).await;
+    let call = &t["calls"][0];
+    assert_eq!(call["agent"], "ana");
+    assert_eq!(call["outcome"], "answered");
+    assert_eq!(call["offers"][0]["agent"], "ana");
+    assert_eq!(call["offers"][0]["result"], "answered");
+    assert_eq!(call["transfers"][0]["how"], "refer");
+    assert_eq!(call["transfers"][0]["to"], "queue hardware");
+    assert_eq!(t["status"], "in_progress");
+    let e = entries(&t);
+    for words in [
+        "Queued in software with priority 5.",
+        "Offered to ana (1 phone(s) ringing).",
+        "Answered by ana.",
+        "Transferred (refer) to queue hardware.",
+        "The caller hung up.",
+    ] {
+        assert!(e.iter().any(|x| x == words), "{words} not in {e:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_caller_has_a_ticket_that_says_so() {
+    let server = start_server_tuned(
+        |c| {
+            c.acd.lines = 1;
+            c.acd.reserve = 1;
+        },
+        ServerOptions::default(),
+    )
+    .await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (_, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(486));
+    let t = show(&server, 100_001);
+    assert_eq!(t["calls"][0]["outcome"], "blocked");
+    assert!(entries(&t)[1].contains("486"));
+    let listed = cli(&server, &["tickets", "list"]);
+    assert_eq!(listed[0]["number"], 100_001);
+    assert_eq!(listed[0]["last_outcome"], "blocked");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_types_an_existing_ticket_number_joins_it() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    // A first call: ticket 100001, over at once.
+    let (mut first, _) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    assert_eq!(first.bye().await, Some(200));
+    wait_ended(&server, 100_001).await;
+    // A second call types 100001 in the follow-up option.
+    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
+    call.wait_packets(5, WAIT).await;
+    call.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    for d in "4100001#".chars() {
+        call.send_rfc4733(d).await;
+    }
+    wait_metric(
+        &server,
+        "centralita_queue_waiting{queue=\"seguimiento\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(call.bye().await, Some(200));
+    let t = wait_ended(&server, 100_001).await;
+    let calls = t["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 2, "the second call joined the first ticket");
+    assert_eq!(calls[1]["fields"]["ticket"], "100001");
+    assert_eq!(calls[1]["queue"], "seguimiento");
+    assert_eq!(calls[1]["outcome"], "abandoned_queue");
+    assert!(entries(&t)
+        .iter()
+        .any(|e| e.starts_with("A new call joins this ticket")));
+    let own = show(&server, 100_002);
+    assert_eq!(own["status"], "closed");
+    assert_eq!(own["merged_into"], 100_001);
+    assert_eq!(
+        scrape(&server, "centralita_tickets_total{how=\"joined\"}").await,
+        1.0
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logbook_verifies_and_an_edit_made_behind_its_back_is_named() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(call.bye().await, Some(200));
+    wait_ended(&server, 100_001).await;
+    let opts = server.store_options().clone();
+    let data_dir = opts.path.parent().expect("dir").to_path_buf();
+    let verify = || {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(format!("{ROOT}/config/centralita.toml"))
+            .args(["logbook", "verify", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .expect("run")
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("no tampering found"));
+    // Someone edits an entry in the file, triggers dropped.
+    let db = rusqlite::Connection::open(&opts.path).expect("open the file");
+    db.execute_batch(
+        "DROP TRIGGER logbook_no_update;
+         UPDATE logbook SET text = 'Nothing happened.' WHERE ticket = 100001 AND seq = 2;",
+    )
+    .expect("edited");
+    drop(db);
+    let bad = verify();
+    assert_eq!(bad.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(said.contains("ticket 100001: entry 2 was edited"), "{said}");
+    server.shutdown().await;
+}
