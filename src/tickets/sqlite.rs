@@ -117,6 +117,9 @@ const MAX_GROUP: usize = 4096;
 /// A caller's open tickets of this long ago are listed as related.
 const RELATED_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
 
+/// At most this many of them (the latest).
+const MAX_RELATED: i64 = 10;
+
 /// How the database file is written to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,6 +189,7 @@ impl SqliteStore {
         ))
         .map_err(db)?;
         migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(64);
         let open_tickets: i64 = conn
             .query_row(
                 "SELECT count(*) FROM tickets WHERE status NOT IN ('resolved', 'closed')",
@@ -202,13 +206,14 @@ impl SqliteStore {
             metrics: metrics.clone(),
             failing: Arc::clone(&failing),
         };
+        let spawn_error = |e: std::io::Error| StoreError::Open {
+            path: opts.path.display().to_string(),
+            reason: e.to_string(),
+        };
         let handle = std::thread::Builder::new()
             .name("ticket-store".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Open {
-                path: opts.path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(spawn_error)?;
         Ok(SqliteStore {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
@@ -441,16 +446,33 @@ impl Counts {
     }
 }
 
+/// A write through the connection's cache of prepared statements (a
+/// statement is parsed once, not for every write).
+fn run<P: rusqlite::Params>(tx: &Connection, sql: &str, p: P) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(p)
+}
+
+/// A row read through the cache of prepared statements.
+fn row<T, P: rusqlite::Params>(
+    tx: &Connection,
+    sql: &str,
+    p: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(p, f)
+}
+
 /// One job, in a savepoint of its own: a failure rolls back that job only.
 fn apply(tx: &Transaction<'_>, key: &ChainKey, job: Job, counts: &mut Counts) -> Answer {
     let mut job_counts = Counts::default();
     let mut run = |f: &mut dyn FnMut(&Transaction<'_>, &mut Counts) -> Result<(), StoreError>| {
-        let sp = tx.execute_batch("SAVEPOINT job").map_err(db);
+        let sp = run(tx, "SAVEPOINT job", []).map(|_| ()).map_err(db);
         let r = sp.and_then(|_| f(tx, &mut job_counts));
         match r {
-            Ok(()) => tx.execute_batch("RELEASE job").map_err(db),
+            Ok(()) => run(tx, "RELEASE job", []).map(|_| ()).map_err(db),
             Err(e) => {
-                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = run(tx, "ROLLBACK TO job", []);
+                let _ = run(tx, "RELEASE job", []);
                 job_counts = Counts::default();
                 Err(e)
             }
@@ -511,8 +533,7 @@ fn write(
 }
 
 fn exists(tx: &Transaction<'_>, n: TicketNumber) -> Result<(), StoreError> {
-    let found: Option<i64> = tx
-        .query_row(
+    let found: Option<i64> = row(tx, 
             "SELECT number FROM tickets WHERE number = ?1",
             [n.0 as i64],
             |r| r.get(0),
@@ -530,8 +551,7 @@ fn append(
     e: &NewEntry,
     c: &mut Counts,
 ) -> Result<u64, StoreError> {
-    let (entries, last): (i64, Vec<u8>) = tx
-        .query_row(
+    let (entries, last): (i64, Vec<u8>) = row(tx, 
             "SELECT entries, last_mac FROM tickets WHERE number = ?1",
             [ticket.0 as i64],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -554,7 +574,7 @@ fn append(
         text: &e.text,
     };
     let mac = key.entry(&prev, &fields);
-    tx.execute(
+    run(tx, 
         "INSERT INTO logbook (ticket, seq, at, author, call, section, text, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -570,7 +590,7 @@ fn append(
     )
     .map_err(db)?;
     let row = key.row(ticket, seq, &mac);
-    tx.execute(
+    run(tx, 
         "UPDATE tickets SET entries = ?2, last_mac = ?3, row_mac = ?4,
              updated_at = MAX(updated_at, ?5)
          WHERE number = ?1",
@@ -605,8 +625,7 @@ fn open_ticket(
     blocked: bool,
     c: &mut Counts,
 ) -> Result<Opened, StoreError> {
-    let next: i64 = tx
-        .query_row(
+    let next: i64 = row(tx, 
             "SELECT COALESCE(MAX(number) + 1, ?1) FROM tickets",
             [TicketNumber::FIRST.0 as i64],
             |r| r.get(0),
@@ -616,7 +635,7 @@ fn open_ticket(
     let genesis = key.genesis(number);
     let row = key.row(number, 0, &genesis);
     let at = call.at.0;
-    tx.execute(
+    run(tx, 
         "INSERT INTO tickets (number, caller_uri, caller_user, caller_display, dialed,
              language, status, level, created_at, updated_at, entries, last_mac, row_mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', 1, ?7, ?7, 0, ?8, ?9)",
@@ -638,7 +657,7 @@ fn open_ticket(
     } else {
         (CallPhase::Arriving, None)
     };
-    tx.execute(
+    run(tx, 
         "INSERT INTO calls (ticket, sip_call_id, arrived_at, phase, outcome, ended_at, hung_up_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -653,12 +672,20 @@ fn open_ticket(
     )
     .map_err(db)?;
     let key_call = CallKey(tx.last_insert_rowid());
-    tx.execute(
+    // The caller's latest open tickets (a trunk that sends one user for
+    // every call must not make this grow with the store).
+    run(tx, 
         "INSERT INTO related (ticket, other)
          SELECT ?1, number FROM tickets
          WHERE caller_user = ?2 AND number != ?1 AND created_at >= ?3
-           AND status NOT IN ('resolved', 'closed') AND caller_user != ''",
-        params![number.0 as i64, call.caller.user, at - RELATED_WINDOW_MS],
+           AND status NOT IN ('resolved', 'closed') AND caller_user != ''
+         ORDER BY created_at DESC LIMIT ?4",
+        params![
+            number.0 as i64,
+            call.caller.user,
+            at - RELATED_WINDOW_MS,
+            MAX_RELATED
+        ],
     )
     .map_err(db)?;
     c.new += 1;
@@ -689,7 +716,7 @@ struct CallRow {
 }
 
 fn call_row(tx: &Transaction<'_>, call: CallKey) -> Result<CallRow, StoreError> {
-    tx.query_row(
+    row(tx, 
         "SELECT ticket, arrived_at, enqueued_at, offered_at, answered_at FROM calls WHERE id = ?1",
         [call.0],
         |r| {
@@ -723,7 +750,7 @@ fn change_call(
 ) -> Result<TicketNumber, StoreError> {
     let row = call_row(tx, call)?;
     let id = call.0;
-    let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.execute(sql, p).map(|_| ()).map_err(db);
+    let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| run(tx, sql, p).map(|_| ()).map_err(db);
     if let Some(phase) = ch.phase {
         exec(
             "UPDATE calls SET phase = ?2 WHERE id = ?1",
@@ -849,7 +876,7 @@ fn join(
         None => None,
     };
     let (Some(target), Some(status)) = (target, status) else {
-        tx.execute(
+        run(tx, 
             "UPDATE tickets SET typed_number = ?2 WHERE number = ?1",
             params![row.ticket.0 as i64, typed],
         )
@@ -858,13 +885,13 @@ fn join(
         append(tx, key, row.ticket, &event(at, call, text), c)?;
         return Ok(row.ticket);
     };
-    tx.execute(
+    run(tx, 
         "UPDATE calls SET ticket = ?2 WHERE id = ?1",
         params![call.0, target.0 as i64],
     )
     .map_err(db)?;
     let old = row.ticket;
-    tx.execute(
+    run(tx, 
         "UPDATE tickets SET merged_into = ?2, status = 'closed' WHERE number = ?1",
         params![old.0 as i64, target.0 as i64],
     )
@@ -874,7 +901,7 @@ fn join(
         Some(TicketStatus::Resolved | TicketStatus::Closed)
     );
     if reopen {
-        tx.execute(
+        run(tx, 
             "UPDATE tickets SET status = 'open' WHERE number = ?1",
             [target.0 as i64],
         )
@@ -906,7 +933,7 @@ fn interrupt(
 ) -> Result<Vec<TicketNumber>, StoreError> {
     let up: Vec<(i64, i64, String)> = {
         let mut q = tx
-            .prepare("SELECT id, ticket, phase FROM calls WHERE outcome IS NULL ORDER BY id")
+            .prepare_cached("SELECT id, ticket, phase FROM calls WHERE outcome IS NULL ORDER BY id")
             .map_err(db)?;
         let rows = q
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
