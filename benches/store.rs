@@ -41,11 +41,12 @@ async fn open_ticket(s: &SqliteStore, i: usize) -> TicketNumber {
         language: "es".into(),
         at: Millis::now(),
     };
-    match s.write(Write::Open {
-        call,
-        blocked: false,
-    })
-    .await
+    match s
+        .write(Write::Open {
+            call,
+            blocked: false,
+        })
+        .await
     {
         Ok(Written::Opened(o)) => o.ticket,
         other => panic!("{other:?}"),

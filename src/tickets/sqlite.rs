@@ -533,13 +533,14 @@ fn write(
 }
 
 fn exists(tx: &Transaction<'_>, n: TicketNumber) -> Result<(), StoreError> {
-    let found: Option<i64> = row(tx, 
-            "SELECT number FROM tickets WHERE number = ?1",
-            [n.0 as i64],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db)?;
+    let found: Option<i64> = row(
+        tx,
+        "SELECT number FROM tickets WHERE number = ?1",
+        [n.0 as i64],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?;
     found.map(|_| ()).ok_or(StoreError::NoTicket(n))
 }
 
@@ -551,14 +552,15 @@ fn append(
     e: &NewEntry,
     c: &mut Counts,
 ) -> Result<u64, StoreError> {
-    let (entries, last): (i64, Vec<u8>) = row(tx, 
-            "SELECT entries, last_mac FROM tickets WHERE number = ?1",
-            [ticket.0 as i64],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(db)?
-        .ok_or(StoreError::NoTicket(ticket))?;
+    let (entries, last): (i64, Vec<u8>) = row(
+        tx,
+        "SELECT entries, last_mac FROM tickets WHERE number = ?1",
+        [ticket.0 as i64],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or(StoreError::NoTicket(ticket))?;
     let prev: Tag = last
         .as_slice()
         .try_into()
@@ -574,7 +576,8 @@ fn append(
         text: &e.text,
     };
     let mac = key.entry(&prev, &fields);
-    run(tx, 
+    run(
+        tx,
         "INSERT INTO logbook (ticket, seq, at, author, call, section, text, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -590,7 +593,8 @@ fn append(
     )
     .map_err(db)?;
     let row = key.row(ticket, seq, &mac);
-    run(tx, 
+    run(
+        tx,
         "UPDATE tickets SET entries = ?2, last_mac = ?3, row_mac = ?4,
              updated_at = MAX(updated_at, ?5)
          WHERE number = ?1",
@@ -625,17 +629,19 @@ fn open_ticket(
     blocked: bool,
     c: &mut Counts,
 ) -> Result<Opened, StoreError> {
-    let next: i64 = row(tx, 
-            "SELECT COALESCE(MAX(number) + 1, ?1) FROM tickets",
-            [TicketNumber::FIRST.0 as i64],
-            |r| r.get(0),
-        )
-        .map_err(db)?;
+    let next: i64 = row(
+        tx,
+        "SELECT COALESCE(MAX(number) + 1, ?1) FROM tickets",
+        [TicketNumber::FIRST.0 as i64],
+        |r| r.get(0),
+    )
+    .map_err(db)?;
     let number = TicketNumber(next.max(TicketNumber::FIRST.0 as i64) as u64);
     let genesis = key.genesis(number);
     let row = key.row(number, 0, &genesis);
     let at = call.at.0;
-    run(tx, 
+    run(
+        tx,
         "INSERT INTO tickets (number, caller_uri, caller_user, caller_display, dialed,
              language, status, level, created_at, updated_at, entries, last_mac, row_mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', 1, ?7, ?7, 0, ?8, ?9)",
@@ -657,7 +663,8 @@ fn open_ticket(
     } else {
         (CallPhase::Arriving, None)
     };
-    run(tx, 
+    run(
+        tx,
         "INSERT INTO calls (ticket, sip_call_id, arrived_at, phase, outcome, ended_at, hung_up_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -674,7 +681,8 @@ fn open_ticket(
     let key_call = CallKey(tx.last_insert_rowid());
     // The caller's latest open tickets (a trunk that sends one user for
     // every call must not make this grow with the store).
-    run(tx, 
+    run(
+        tx,
         "INSERT INTO related (ticket, other)
          SELECT ?1, number FROM tickets
          WHERE caller_user = ?2 AND number != ?1 AND created_at >= ?3
@@ -716,7 +724,8 @@ struct CallRow {
 }
 
 fn call_row(tx: &Transaction<'_>, call: CallKey) -> Result<CallRow, StoreError> {
-    row(tx, 
+    row(
+        tx,
         "SELECT ticket, arrived_at, enqueued_at, offered_at, answered_at FROM calls WHERE id = ?1",
         [call.0],
         |r| {
@@ -876,7 +885,8 @@ fn join(
         None => None,
     };
     let (Some(target), Some(status)) = (target, status) else {
-        run(tx, 
+        run(
+            tx,
             "UPDATE tickets SET typed_number = ?2 WHERE number = ?1",
             params![row.ticket.0 as i64, typed],
         )
@@ -885,13 +895,15 @@ fn join(
         append(tx, key, row.ticket, &event(at, call, text), c)?;
         return Ok(row.ticket);
     };
-    run(tx, 
+    run(
+        tx,
         "UPDATE calls SET ticket = ?2 WHERE id = ?1",
         params![call.0, target.0 as i64],
     )
     .map_err(db)?;
     let old = row.ticket;
-    run(tx, 
+    run(
+        tx,
         "UPDATE tickets SET merged_into = ?2, status = 'closed' WHERE number = ?1",
         params![old.0 as i64, target.0 as i64],
     )
@@ -901,7 +913,8 @@ fn join(
         Some(TicketStatus::Resolved | TicketStatus::Closed)
     );
     if reopen {
-        run(tx, 
+        run(
+            tx,
             "UPDATE tickets SET status = 'open' WHERE number = ?1",
             [target.0 as i64],
         )
