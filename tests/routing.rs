@@ -437,6 +437,38 @@ async fn a_callback_keeps_the_place_then_rings_the_agent_and_then_the_customer()
     )
     .await;
     wait_status(&server, "ana", "wrap_up").await;
+    // The ticket has both calls: the caller's, and the callback's.
+    assert_eq!(to_agent.header("x-centralita-ticket"), Some("100001"));
+    let store = server.store_options().path.clone();
+    let mut ticket = None;
+    wait_until(WAIT, "the callback's end in the ticket", || {
+        ticket = centralita::tickets::sqlite::Reader::open(&store)
+            .ok()
+            .and_then(|r| {
+                r.show(centralita::tickets::TicketNumber::FIRST)
+                    .ok()
+                    .flatten()
+            });
+        ticket
+            .as_ref()
+            .is_some_and(|t| t.calls.len() == 2 && t.calls[1].outcome.is_some())
+    })
+    .await;
+    let t = ticket.expect("ticket");
+    use centralita::tickets::CallOutcome as Ended;
+    assert_eq!(t.calls[0].outcome, Some(Ended::CallbackRequested));
+    assert_eq!(t.calls[1].outcome, Some(Ended::CallbackDone));
+    assert_eq!(t.calls[1].agent.as_deref(), Some("ana"));
+    let texts: Vec<&str> = t.logbook.iter().map(|e| e.text.as_str()).collect();
+    for words in [
+        "The caller asked to be called back; its place in general is kept.",
+        "Calling the customer back: ringing ana first.",
+        "ana answered; calling the customer.",
+        "The customer answered: ana and the customer talk.",
+        "The callback ended.",
+    ] {
+        assert!(texts.contains(&words), "{words} not in {texts:?}");
+    }
     server.shutdown().await;
 }
 

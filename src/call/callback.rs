@@ -14,6 +14,9 @@ use crate::media::ports::RtpPort;
 use crate::media::sdp::{self, Negotiated};
 use crate::media::{MediaEvent, MediaSession, SessionSetup};
 use crate::sip::{AgentLeg, AgentLegEvent, AgentTarget};
+use crate::tickets::{
+    CallChange, CallKey, CallOutcome, CallPhase, Millis, TicketNumber, Write, Written,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -47,22 +50,92 @@ struct Connected {
     sdp: Negotiated,
 }
 
+/// The callback's call on its ticket: each step written (and committed)
+/// before the next one is taken.
+struct Ticket<'a> {
+    ctx: &'a CallContext,
+    call: Option<CallKey>,
+}
+
+impl Ticket<'_> {
+    /// Open the attempt's call on the ticket the caller's call was on.
+    async fn open<'a>(ctx: &'a CallContext, job: &CallbackJob) -> Ticket<'a> {
+        let ticket = job.ticket.as_deref().and_then(TicketNumber::parse);
+        let call = match ticket {
+            Some(ticket) => {
+                let w = Write::Callback {
+                    ticket,
+                    at: Millis::now(),
+                    agent: job.agent.clone(),
+                };
+                match ctx.store.write(w).await {
+                    Ok(Written::Opened(o)) => Some(o.call),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the callback was not kept in its ticket");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ticket { ctx, call }
+    }
+
+    async fn note(&self, change: CallChange, entry: String) {
+        let Some(call) = self.call else { return };
+        let w = Write::Call {
+            call,
+            at: Millis::now(),
+            change: Box::new(change),
+            entry,
+        };
+        if let Err(e) = self.ctx.store.write(w).await {
+            tracing::warn!(error = %e, "a step of the callback was not kept in its ticket");
+        }
+    }
+
+    /// The attempt failed (`offer`: how the agent's offer ended, if it did).
+    async fn failed(&self, offer: Option<&str>, entry: String) {
+        let change = CallChange {
+            offer_ended: offer.map(str::to_string),
+            ended: Some((CallOutcome::CallbackFailed, "centralita".into())),
+            ..CallChange::default()
+        };
+        self.note(change, entry).await;
+    }
+}
+
 /// Call the agent, then the customer, and bridge them.
 async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
     let (id, sb) = (job.call, &ctx.switchboard);
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let headers = headers(&job);
+    let ticket = Ticket::open(ctx, &job).await;
     // 1. The agent, with our offer.
     let agent_leg = LegId {
         call: CallId(id),
         role: LegRole::CallbackAgent,
     };
     let Some(mut agent_side) = place(ctx, &job.agent_targets, &headers, None, agent_leg) else {
+        let entry = format!(
+            "The callback failed: {}'s phone could not be reached.",
+            job.agent
+        );
+        ticket.failed(Some("unreachable"), entry).await;
         return sb.offer_failed(id, &job.agent, OfferFailReason::Unreachable);
     };
     let Some(agent) = answered(ctx, &mut agent_side, &mut job.cancel, &media_tx).await else {
+        let entry = format!("The callback failed: {} did not answer.", job.agent);
+        ticket.failed(Some("no_answer"), entry).await;
         return sb.offer_failed(id, &job.agent, OfferFailReason::NoAnswer);
     };
+    let change = CallChange {
+        answered_by: Some(job.agent.clone()),
+        ..CallChange::default()
+    };
+    let entry = format!("{} answered; calling the customer.", job.agent);
+    ticket.note(change, entry).await;
     sb.agent_answered(id, &job.agent);
     agent.media.set_background(ctx.hold_music.clone());
     // 2. The customer, at the address its call came from, in the agent's codec.
@@ -77,9 +150,20 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
         None => None,
     };
     let (Some(customer), Some(mut customer_side)) = (customer, customer_side) else {
+        let entry = "The callback failed: the customer did not answer.".to_string();
+        ticket.failed(None, entry).await;
         agent.leg.hangup().await;
         return sb.callback_result(id, false);
     };
+    let change = CallChange {
+        phase: Some(CallPhase::Talking),
+        ..CallChange::default()
+    };
+    let entry = format!(
+        "The customer answered: {} and the customer talk.",
+        job.agent
+    );
+    ticket.note(change, entry).await;
     MediaSession::bridge(
         &customer.media,
         &agent.media,
@@ -98,6 +182,11 @@ async fn run_callback(ctx: &CallContext, mut job: CallbackJob) {
             ev = media_rx.recv() => if matches!(ev, Some(MediaEvent::RtpTimeout) | None) { break },
         }
     }
+    let change = CallChange {
+        ended: Some((CallOutcome::CallbackDone, "centralita".into())),
+        ..CallChange::default()
+    };
+    ticket.note(change, "The callback ended.".into()).await;
     agent.leg.hangup().await;
     customer.leg.hangup().await;
     drop(job.line);

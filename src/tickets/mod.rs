@@ -358,6 +358,13 @@ pub enum Write {
         at: Millis,
         typed: String,
     },
+    /// A callback's attempt: a new call on the ticket, ringing `agent`
+    /// first (answered with [`Written::Opened`]).
+    Callback {
+        ticket: TicketNumber,
+        at: Millis,
+        agent: String,
+    },
     /// A logbook entry of its own (an agent's or a supervisor's notes).
     Append {
         ticket: TicketNumber,

@@ -525,6 +525,9 @@ fn write(
         Write::Join { call, at, typed } => {
             join(tx, key, *call, *at, typed, c).map(|ticket| Written::Call { ticket })
         }
+        Write::Callback { ticket, at, agent } => {
+            callback(tx, key, *ticket, *at, agent, c).map(Written::Opened)
+        }
         Write::Append { ticket, entry } => {
             exists(tx, *ticket)?;
             append(tx, key, *ticket, entry, c).map(|seq| Written::Appended { seq })
@@ -712,6 +715,30 @@ fn open_ticket(
         ticket: number,
         call: key_call,
     })
+}
+
+/// A callback's attempt: a call row on the ticket, its agent ringing.
+fn callback(
+    tx: &Transaction<'_>,
+    key: &ChainKey,
+    ticket: TicketNumber,
+    at: Millis,
+    agent: &str,
+    c: &mut Counts,
+) -> Result<Opened, StoreError> {
+    exists(tx, ticket)?;
+    run(
+        tx,
+        "INSERT INTO calls (ticket, sip_call_id, arrived_at, phase, offered_at, offers)
+         VALUES (?1, 'callback', ?2, 'ringing', ?2,
+                 json_array(json_object('agent', ?3, 'at', ?2, 'result', '')))",
+        params![ticket.0 as i64, at.0, agent],
+    )
+    .map_err(db)?;
+    let call = CallKey(tx.last_insert_rowid());
+    let text = format!("Calling the customer back: ringing {agent} first.");
+    append(tx, key, ticket, &event(at, call, text), c)?;
+    Ok(Opened { ticket, call })
 }
 
 /// What a call's row holds that a change needs.

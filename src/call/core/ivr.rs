@@ -91,7 +91,7 @@ impl CallCore {
         tracing::info!(%queue, "callback requested");
         tracing::debug!(contact = %target.contact, "callback contact");
         let ticket = Some(self.ticket_label());
-        self.record_callback();
+        self.record_callback(&queue);
         // The ACD hears when this line goes: the callback waits for it.
         self.in_acd = true;
         self.ask_acd(AcdRequest::RequestCallback {

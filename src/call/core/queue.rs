@@ -287,7 +287,11 @@ impl CallCore {
         if let Some(o) = q.offer.take() {
             self.hang_up_offer(o.no, None);
         }
-        self.record_callback();
+        let queue = self
+            .queue
+            .as_ref()
+            .map_or_else(|| "the queue".to_string(), |(q, _)| q.clone());
+        self.record_callback(&queue);
         self.leave_after(vec!["callback_confirm".into(), "goodbye".into()], false);
     }
 

@@ -250,9 +250,9 @@ impl CallCore {
         self.record(change, entry);
     }
 
-    pub(super) fn record_callback(&mut self) {
+    /// The caller asked to be called back from `queue`.
+    pub(super) fn record_callback(&mut self, queue: &str) {
         self.callback_held = true;
-        let queue = self.queue.as_ref().map_or("the queue", |(q, _)| q.as_str());
         let entry = format!("The caller asked to be called back; its place in {queue} is kept.");
         self.record(CallChange::default(), entry);
     }
