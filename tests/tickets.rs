@@ -295,3 +295,37 @@ async fn the_logbook_verifies_and_an_edit_made_behind_its_back_is_named() {
     assert!(said.contains("ticket 100001: entry 2 was edited"), "{said}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_no_ticket_can_be_written_new_calls_get_503_and_health_says_so() {
+    let server = start_server().await;
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut up, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    // The database starts refusing new tickets (as a full disk would).
+    let db = rusqlite::Connection::open(&server.store_options().path).expect("open");
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON tickets
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .expect("trigger");
+    let (_, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(503), "no ticket, no call");
+    let (code, body) = http_get(server.http_addr, "/health").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"store\":\"failing\""), "{body}");
+    assert!(scrape(&server, "centralita_store_errors_total").await >= 1.0);
+    // The call that was up goes on.
+    let mark = up.packets().len();
+    up.wait_packets(mark + 10, WAIT).await;
+    // The disk has room again: calls are taken and /health is ok.
+    db.execute_batch("DROP TRIGGER full").expect("drop");
+    let (mut again, resp) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(resp.status(), Some(200));
+    let (code, body) = http_get(server.http_addr, "/health").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"store\":\"ok\""), "{body}");
+    assert_eq!(up.bye().await, Some(200));
+    assert_eq!(again.bye().await, Some(200));
+    server.shutdown().await;
+}

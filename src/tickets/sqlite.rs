@@ -352,6 +352,16 @@ enum Answer {
 }
 
 impl Answer {
+    /// Whether the database itself refused this write (not a missing
+    /// ticket or call).
+    fn database_error(&self) -> bool {
+        matches!(
+            self,
+            Answer::Write(_, Err(StoreError::Database(_)))
+                | Answer::Interrupt(_, Err(StoreError::Database(_)))
+        )
+    }
+
     fn send(self, failed: Option<&str>) {
         let fail = |_| StoreError::Database(failed.unwrap_or_default().to_string());
         match self {
@@ -403,9 +413,16 @@ impl Writer {
             tx.commit()
         })();
         let failed = result.err().map(|e| e.to_string());
+        // A write the database refused (disk full, read-only, locked, …)
+        // is the store failing too, even if the rest of its group went in.
+        let refused = answers.iter().filter(|a| a.database_error()).count();
         match &failed {
             None => {
-                self.failing.store(false, Ordering::Relaxed);
+                self.failing.store(refused > 0, Ordering::Relaxed);
+                if refused > 0 {
+                    self.metrics.errors.inc_by(refused as u64);
+                    tracing::error!(writes = refused, "the ticket store refused writes");
+                }
                 counts.publish(&self.metrics);
             }
             Some(e) => {
