@@ -164,8 +164,20 @@ async fn an_answered_call_transferred_by_refer_keeps_its_ticket_with_the_agents(
     );
     ana.refer("hardware").await;
     wait_metric(&server, "centralita_queue_waiting{queue=\"hardware\"}", 1.0).await;
+    // Ana ends her wrap-up early (*11): the ticket says so.
+    wait_status(&server, "ana", "wrap_up").await;
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;
+    assert!(ready.expect_bye(WAIT).await);
     assert_eq!(caller.bye().await, Some(200));
-    let t = wait_ended(&server, 100_001).await;
+    let mut t = wait_ended(&server, 100_001).await;
+    wait_until(WAIT, "the end of the wrap-up in the ticket", || {
+        t = show(&server, 100_001);
+        entries(&t)
+            .iter()
+            .any(|e| e.starts_with("ana finished the wrap-up after"))
+    })
+    .await;
     let call = &t["calls"][0];
     assert_eq!(call["agent"], "ana");
     assert_eq!(call["outcome"], "answered");

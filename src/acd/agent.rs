@@ -114,6 +114,10 @@ pub(crate) struct Agent {
     pub talk: Option<(usize, Instant)>,
     /// Calls transferred to this agent, waiting for it (FIFO).
     pub directed: VecDeque<CallId>,
+    /// The ticket of the agent's last call, and when its wrap-up began
+    /// (said when the wrap-up ends).
+    pub last_ticket: Option<String>,
+    pub wrap_started: Option<Instant>,
 }
 
 #[cfg(test)]

@@ -354,6 +354,7 @@ impl Switchboard {
         presence: mpsc::UnboundedReceiver<Presence>,
         cancel: CancellationToken,
         lines: Arc<LineCapacity>,
+        store: Arc<dyn crate::tickets::TicketStore>,
     ) -> Result<Switchboard, crate::acd::AcdConfigError> {
         let agents = config.agents.iter().map(|a| a.id.clone()).collect();
         let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
@@ -373,6 +374,7 @@ impl Switchboard {
                 lines,
             },
             metrics,
+            store,
         };
         tokio::spawn(task.run(rx, presence, cancel));
         Ok(Switchboard { tx })
@@ -551,6 +553,8 @@ struct Task {
     callbacks: Callbacks,
     metrics: Metrics,
     gauges: Gauges,
+    /// Where the end of an agent's wrap-up is written (its last call's ticket).
+    store: Arc<dyn crate::tickets::TicketStore>,
 }
 
 /// Callbacks waiting for their turn: where to reach each customer, and how
@@ -898,6 +902,11 @@ impl Task {
                 ..
             } => return self.offer_callback(call, agent, ticket),
             AcdAction::CallFinished { call, outcome } => return self.finished(call, outcome),
+            AcdAction::WrapUpEnded {
+                agent,
+                ticket,
+                after,
+            } => return self.wrap_up_ended(agent, ticket, after),
             AcdAction::AgentStateChanged { agent, state } => {
                 tracing::info!(%agent, state = AgentStatus::of(&state).as_str(), "agent state");
                 return;
@@ -905,6 +914,28 @@ impl Task {
             other => return tracing::debug!(?other, "ACD action"),
         };
         self.tell(news.0, news.1);
+    }
+
+    /// The agent's wrap-up is over: its last call's ticket says so (in the
+    /// background: no call waits on it).
+    fn wrap_up_ended(&self, agent: String, ticket: Option<String>, after: Duration) {
+        use crate::tickets::{Millis, NewEntry, Section, TicketNumber, Write};
+        let Some(ticket) = ticket.as_deref().and_then(TicketNumber::parse) else {
+            return;
+        };
+        let entry = NewEntry {
+            at: Millis::now(),
+            author: "system".into(),
+            call: None,
+            section: Section::Event,
+            text: format!("{agent} finished the wrap-up after {} s.", after.as_secs()),
+        };
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            if let Err(e) = store.write(Write::Append { ticket, entry }).await {
+                tracing::warn!(error = %e, "the end of a wrap-up was not kept in its ticket");
+            }
+        });
     }
 
     /// An offer goes to the agent's live bindings; with none it fails at

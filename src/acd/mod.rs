@@ -332,4 +332,11 @@ pub enum AcdAction {
         call: CallId,
         reason: &'static str,
     },
+    /// An agent's wrap-up is over (its time elapsed, or the agent said it
+    /// was ready), `after` it began; `ticket`: its last call's.
+    WrapUpEnded {
+        agent: String,
+        ticket: Option<String>,
+        after: std::time::Duration,
+    },
 }

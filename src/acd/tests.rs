@@ -355,6 +355,29 @@ fn wrap_up_then_available() {
 }
 
 #[test]
+fn the_end_of_a_wrap_up_names_the_last_calls_ticket_and_how_long_it_took() {
+    let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
+    h.login("a1");
+    h.ev(AcdEvent::CallArrived {
+        call: CallId(1),
+        queue: "support".into(),
+        priority: 0,
+        ticket: Some("100007".into()),
+    });
+    h.answer(1, "a1");
+    h.at(10);
+    h.end(1);
+    h.take();
+    h.at(16);
+    h.cmd("a1", AgentCommand::Ready);
+    assert!(h.take().contains(&AcdAction::WrapUpEnded {
+        agent: "a1".into(),
+        ticket: Some("100007".into()),
+        after: S(6),
+    }));
+}
+
+#[test]
 fn ready_during_wrap_up_ends_it_and_the_next_caller_is_offered() {
     let mut h = H::new(cfg(vec![ag("a1")], vec![sales()]));
     h.login("a1");

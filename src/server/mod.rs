@@ -222,6 +222,7 @@ impl Server {
             presence,
             cancel.clone(),
             Arc::clone(&lines),
+            Arc::clone(&store) as Arc<dyn TicketStore>,
         )
         .map_err(|source| StartError::Acd {
             file: config.config_file.display().to_string(),

@@ -173,6 +173,8 @@ impl Acd {
                     wrap_timer: None,
                     talk: None,
                     directed: VecDeque::new(),
+                    last_ticket: None,
+                    wrap_started: None,
                 }
             })
             .collect();
@@ -553,6 +555,7 @@ impl Acd {
         self.timers.insert(key, Timer::WrapUp(a));
         if let Some(agent) = self.agents.get_mut(a) {
             agent.wrap_timer = Some(key);
+            agent.wrap_started = Some(now);
         }
     }
 
@@ -563,11 +566,23 @@ impl Acd {
         if !matches!(agent.state, AgentState::WrapUp { .. }) {
             return;
         }
+        let ended = AcdAction::WrapUpEnded {
+            agent: agent.id.clone(),
+            ticket: agent.last_ticket.take(),
+            after: agent
+                .wrap_started
+                .take()
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
+        };
         if let Some((q, start)) = agent.talk.take() {
             if let Some(q) = self.queues.get_mut(q) {
                 q.record_handle_time(now.saturating_duration_since(start));
             }
         }
+        self.emit(ended);
+        let Some(agent) = self.agents.get_mut(a) else {
+            return;
+        };
         let next = match agent.pending.take() {
             Some(Pending::Logout) => AgentState::LoggedOut,
             Some(Pending::Pause(reason)) => AgentState::Paused { reason },
@@ -1130,9 +1145,11 @@ impl Acd {
     }
 
     fn connect(&mut self, now: Instant, c: CallId, a: usize, q: usize) {
+        let ticket = self.calls.get(&c).and_then(|x| x.ticket.clone());
         if let Some(agent) = self.agents.get_mut(a) {
             agent.calls_since_login += 1;
             agent.talk = Some((q, now));
+            agent.last_ticket = ticket;
         }
         self.set_agent_state(now, a, AgentState::OnCall { call: c });
     }
