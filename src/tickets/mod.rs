@@ -365,11 +365,39 @@ pub enum Write {
         at: Millis,
         agent: String,
     },
+    /// The case goes to level 2 (experts) or level 3 (an on-site visit,
+    /// which is then booked on the ticket; no call is routed for it).
+    Escalate {
+        ticket: TicketNumber,
+        at: Millis,
+        /// `agent:<id>` or `supervisor:<id>`.
+        author: String,
+        level: Level,
+    },
     /// A logbook entry of its own (an agent's or a supervisor's notes).
     Append {
         ticket: TicketNumber,
         entry: NewEntry,
     },
+}
+
+/// A support level to escalate to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    /// Experts.
+    Two,
+    /// An on-site visit.
+    Three(Visit),
+}
+
+/// An on-site visit (level 3): when, where, who goes, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Visit {
+    pub when: String,
+    #[serde(rename = "where")]
+    pub place: String,
+    pub technician: String,
+    pub reason: String,
 }
 
 /// A logbook entry to append.
@@ -432,6 +460,8 @@ pub struct TicketView {
     pub typed_number: Option<String>,
     /// This ticket's call went on on that ticket (the caller typed it).
     pub merged_into: Option<TicketNumber>,
+    /// The on-site visit booked (level 3).
+    pub visit: Option<Visit>,
     /// The caller's other open tickets of the last 30 days.
     pub related: Vec<TicketNumber>,
     pub calls: Vec<CallView>,

@@ -86,6 +86,13 @@ fn text(t: &TicketView) -> String {
         t.created.rfc3339(),
         t.updated.rfc3339()
     );
+    if let Some(v) = &t.visit {
+        let _ = writeln!(
+            out,
+            "Visit:    {} at {}, {} — {}",
+            v.when, v.place, v.technician, v.reason
+        );
+    }
     if let Some(typed) = &t.typed_number {
         let _ = writeln!(out, "Typed:    {typed} (no such ticket)");
     }

@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (ticket, other)
     ) WITHOUT ROWID;
     "#,
+    // 3: the on-site visit a level-3 ticket books (JSON: when, where, who,
+    // why).
+    r#"
+    ALTER TABLE tickets ADD COLUMN visit TEXT;
+    "#,
 ];
 
 /// The schema version this build knows.
@@ -545,6 +550,12 @@ fn write(
         Write::Callback { ticket, at, agent } => {
             callback(tx, key, *ticket, *at, agent, c).map(Written::Opened)
         }
+        Write::Escalate {
+            ticket,
+            at,
+            author,
+            level,
+        } => escalate(tx, key, *ticket, *at, author, level, c).map(|seq| Written::Appended { seq }),
         Write::Append { ticket, entry } => {
             exists(tx, *ticket)?;
             append(tx, key, *ticket, entry, c).map(|seq| Written::Appended { seq })
@@ -732,6 +743,60 @@ fn open_ticket(
         ticket: number,
         call: key_call,
     })
+}
+
+/// Level 2, or level 3 with its visit: the ticket is escalated and its
+/// logbook says so (the entry's sequence number).
+fn escalate(
+    tx: &Transaction<'_>,
+    key: &ChainKey,
+    ticket: TicketNumber,
+    at: Millis,
+    author: &str,
+    level: &super::Level,
+    c: &mut Counts,
+) -> Result<u64, StoreError> {
+    let status: String = row(
+        tx,
+        "SELECT status FROM tickets WHERE number = ?1",
+        [ticket.0 as i64],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or(StoreError::NoTicket(ticket))?;
+    let (n, visit, text) = match level {
+        super::Level::Two => (2, None, "Escalated to level 2 (experts).".to_string()),
+        super::Level::Three(v) => (
+            3,
+            serde_json::to_string(v).ok(),
+            format!(
+                "On-site visit booked (level 3): {} at {}, by {}. Reason: {}",
+                v.when, v.place, v.technician, v.reason
+            ),
+        ),
+    };
+    run(
+        tx,
+        "UPDATE tickets SET level = ?2, status = 'escalated', visit = COALESCE(?3, visit)
+         WHERE number = ?1",
+        params![ticket.0 as i64, n, visit],
+    )
+    .map_err(db)?;
+    if matches!(
+        TicketStatus::parse(&status),
+        Some(TicketStatus::Resolved | TicketStatus::Closed)
+    ) {
+        c.open_delta += 1;
+    }
+    let entry = NewEntry {
+        at,
+        author: author.to_string(),
+        call: None,
+        section: Section::Event,
+        text,
+    };
+    append(tx, key, ticket, &entry, c)
 }
 
 /// A callback's attempt: a call row on the ticket, its agent ringing.
@@ -1146,7 +1211,8 @@ impl Reader {
             .conn
             .query_row(
                 "SELECT status, level, caller_uri, caller_user, caller_display, dialed, language,
-                        category, priority, created_at, updated_at, typed_number, merged_into
+                        category, priority, created_at, updated_at, typed_number, merged_into,
+                        visit
                  FROM tickets WHERE number = ?1",
                 [n.0 as i64],
                 |r| {
@@ -1168,6 +1234,9 @@ impl Reader {
                         updated: Millis(r.get(10)?),
                         typed_number: r.get(11)?,
                         merged_into: r.get::<_, Option<i64>>(12)?.map(|m| TicketNumber(m as u64)),
+                        visit: r
+                            .get::<_, Option<String>>(13)?
+                            .and_then(|v| serde_json::from_str(&v).ok()),
                         related: Vec::new(),
                         calls: Vec::new(),
                         logbook: Vec::new(),

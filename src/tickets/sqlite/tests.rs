@@ -500,7 +500,7 @@ fn migrations_run_from_an_empty_and_from_an_older_schema_and_a_newer_one_refuses
         .prepare("SELECT version FROM schema_version ORDER BY version")
         .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
         .expect("versions");
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let kept: i64 = c
         .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
         .expect("count");
@@ -534,4 +534,55 @@ fn an_unwritable_data_dir_is_an_error_naming_the_path() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("must fail"),
     }
+}
+
+#[tokio::test]
+async fn escalation_to_level_2_and_an_on_site_visit_are_kept_and_said() {
+    let db = Db::new("escalate");
+    let store = db.store();
+    let o = open(&store, "5550112").await;
+    store
+        .write(Write::Escalate {
+            ticket: o.ticket,
+            at: Millis(1_700_000_001_000),
+            author: "agent:ana".into(),
+            level: crate::tickets::Level::Two,
+        })
+        .await
+        .expect("level 2");
+    let visit = crate::tickets::Visit {
+        when: "2026-12-07T10:00:00+01:00".into(),
+        place: "Calle Mayor 1, Madrid".into(),
+        technician: "bruno".into(),
+        reason: "the router's power supply".into(),
+    };
+    store
+        .write(Write::Escalate {
+            ticket: o.ticket,
+            at: Millis(1_700_000_002_000),
+            author: "supervisor:sara".into(),
+            level: crate::tickets::Level::Three(visit.clone()),
+        })
+        .await
+        .expect("level 3");
+    let t = db.reader().show(o.ticket).expect("read").expect("ticket");
+    assert_eq!((t.level, t.status), (3, TicketStatus::Escalated));
+    assert_eq!(t.visit, Some(visit));
+    let last = t.logbook.last().expect("entry");
+    assert_eq!(last.author, "supervisor:sara");
+    assert!(
+        last.text.starts_with("On-site visit booked (level 3)"),
+        "{}",
+        last.text
+    );
+    assert!(db.reader().verify(&db.key()).expect("verify").is_empty());
+    let missing = store
+        .write(Write::Escalate {
+            ticket: TicketNumber(999_999),
+            at: Millis(1),
+            author: "agent:ana".into(),
+            level: crate::tickets::Level::Two,
+        })
+        .await;
+    assert!(matches!(missing, Err(StoreError::NoTicket(_))));
 }
