@@ -300,14 +300,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     migrate_to(conn, SCHEMA_VERSION)
 }
 
-fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-            version INTEGER PRIMARY KEY,
-            applied_at INTEGER NOT NULL
-        )",
-    )
-    .map_err(db)?;
+/// The schema version the database has; a newer one than this build
+/// knows is refused.
+fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
     let found: i64 = conn
         .query_row(
             "SELECT COALESCE(MAX(version), 0) FROM schema_version",
@@ -321,6 +316,18 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
             known: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            version INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .map_err(db)?;
+    let found = schema_version(conn)?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
         if version <= found || version > target {
@@ -1107,19 +1114,7 @@ impl Reader {
             });
         }
         let conn = open_conn(path, true)?;
-        let found: i64 = conn
-            .query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
+        schema_version(&conn)?;
         Ok(Reader { conn })
     }
 
