@@ -636,7 +636,7 @@ impl CallIo {
                 Some((leg, ev)) = self.agent_rx.recv() => self.agent_event(leg, ev),
                 Some(news) = self.news_rx.recv() => Some(CallEvent::Acd(news)),
                 Some(arrival) = self.inbox.recv() => self.consult_arrived(*arrival),
-                ev = consult_leg_event(&mut self.consult_leg) => Some(self.consult_leg_event(ev)),
+                ev = consult_leg_event(&mut self.consult_leg) => self.consult_leg_event(ev),
                 Some(ev) = self.consult_media_rx.recv() => consult_media_event(ev),
                 Some(ev) = self.colleague_media_rx.recv() => colleague_media_event(ev),
             };
@@ -732,7 +732,6 @@ impl CallIo {
         let ev = CallEvent::ConsultCall(ConsultCall {
             agent: call.agent.clone().unwrap_or_default(),
             dialed: call.dialed.clone(),
-            sip_call_id: call.call_id.clone(),
             offer: call.offer.clone(),
             local_ip: call.local_ip,
             rtp_port: port.as_ref().map(|p| p.port),
@@ -746,8 +745,8 @@ impl CallIo {
         Some(ev)
     }
 
-    fn consult_leg_event(&mut self, ev: Option<LegEvent>) -> CallEvent {
-        match ev {
+    fn consult_leg_event(&mut self, ev: Option<LegEvent>) -> Option<CallEvent> {
+        Some(match ev {
             None => {
                 self.drop_consult_leg();
                 CallEvent::ConsultEnded(LegEnd::Other(0))
@@ -756,7 +755,8 @@ impl CallIo {
                 self.drop_consult_leg();
                 CallEvent::ConsultEnded(end)
             }
-            Some(LegEvent::Confirmed { .. }) => CallEvent::ConsultConfirmed,
+            // We answer with an answer: the ACK brings nothing to act on.
+            Some(LegEvent::Confirmed { .. }) => return None,
             Some(LegEvent::Info {
                 content_type,
                 body,
@@ -777,7 +777,7 @@ impl CallIo {
                 req: self.hold(Pending::Refer(reply)),
                 replaces: replaces.map(|id| self.replaced(&id)),
             },
-        }
+        })
     }
 
     /// The consultation call is over: its media and port go.
@@ -1197,7 +1197,6 @@ impl CallIo {
             }
             ConsultAction::Background { side, sound } => {
                 let music = match sound {
-                    Background::Silence => None,
                     Background::HoldMusic => self.ctx.hold_music.clone(),
                     Background::Ringback => self.ctx.ringback.clone(),
                 };

@@ -145,7 +145,6 @@ pub enum Replaced {
 /// A sound looped under a leg's prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Background {
-    Silence,
     HoldMusic,
     /// The ringing tone (a colleague's phone rings).
     Ringback,
@@ -370,8 +369,6 @@ pub enum CallEvent {
     /// call, while this one is on hold): its consultation call. The driver
     /// holds its SIP leg and set `rtp_port` aside for it.
     ConsultCall(ConsultCall),
-    /// The consultation call's ACK came.
-    ConsultConfirmed,
     ConsultInfo {
         req: ReqId,
         content_type: String,
@@ -461,8 +458,6 @@ pub struct ConsultCall {
     /// The agent whose credentials it carried.
     pub agent: String,
     pub dialed: String,
-    /// Its SIP Call-ID (a REFER's `Replaces` names it).
-    pub sip_call_id: String,
     pub offer: Option<Vec<u8>>,
     /// Our address for its Contact and SDP.
     pub local_ip: std::net::IpAddr,

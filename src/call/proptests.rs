@@ -386,7 +386,6 @@ impl World {
                 self.ev(CallEvent::ConsultCall(ConsultCall {
                     agent: "ana".into(),
                     dialed: "303".into(),
-                    sip_call_id: "c2".into(),
                     offer: Some(
                         String::from_utf8_lossy(&answer_sdp(40010))
                             .into_owned()

@@ -411,7 +411,6 @@ impl CallCore {
                 self.end(CallOutcome::Shutdown, caller);
             }
             CallEvent::ConsultCall(c) => self.consult_call(c),
-            CallEvent::ConsultConfirmed => {}
             CallEvent::ConsultInfo {
                 req,
                 content_type,

@@ -81,7 +81,6 @@ fn consult_call(agent: &str, dialed: &str) -> CallEvent {
     CallEvent::ConsultCall(ConsultCall {
         agent: agent.into(),
         dialed: dialed.into(),
-        sip_call_id: "consult-1@phone".into(),
         offer: Some(OFFER.replace("40000", "40010").into_bytes()),
         local_ip: "127.0.0.1".parse().expect("ip"),
         rtp_port: Some(30010),

@@ -72,7 +72,6 @@ enum Via {
 /// The agent's consultation call.
 #[derive(Debug)]
 struct PhoneLeg {
-    sip_call_id: String,
     /// Its media, negotiated from the phone's offer in the caller's codec.
     media: Negotiated,
     sdp: LegSdp,

@@ -56,7 +56,6 @@ impl CallCore {
         });
         let prefix = self.settings.config.features.transfer_prefix.clone();
         let leg = PhoneLeg {
-            sip_call_id: c.sip_call_id,
             media,
             sdp: LegSdp::new(SocketAddr::new(c.local_ip, port), session),
             answered: false,
@@ -88,16 +87,11 @@ impl CallCore {
     // --------------------------------------- the agent's consultation call
 
     pub(in crate::call::core) fn consult_call_ended(&mut self, end: LegEnd) {
-        let Some(Consult {
-            via: Via::Phone(p), ..
-        }) = self.consult_mut()
-        else {
+        if !matches!(self.consult().map(|c| &c.via), Some(Via::Phone(_))) {
             return;
-        };
+        }
         tracing::info!(?end, "the agent's consultation call ended");
         // Gone already: nothing to hang up.
-        p.answered = false;
-        p.sip_call_id.clear();
         self.consult_over_quietly(Over::Returned);
     }
 
