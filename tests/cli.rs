@@ -1,12 +1,13 @@
 //! The `centralita` binary as an operator runs it: `check-config` on the
 //! shipped and on a broken configuration, and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::binary::BIN;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_centralita");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -128,40 +129,21 @@ fn check_config_reports_every_problem_with_file_and_key() {
 
 #[test]
 fn sigterm_stops_the_controller_with_exit_0_within_5_s() {
-    let mut child = Command::new(BIN)
-        .args([
-            "--sip-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--rtp-ports",
-            "43000-43099",
-            "--config",
-        ])
-        .arg(Path::new(ROOT).join("config/centralita.toml"))
-        .arg("--data-dir")
-        .arg(std::env::temp_dir().join(format!("centralita-cli-{}", std::process::id())))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start centralita");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let started = Instant::now();
-    let ready = loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.contains("SIP on") => break l,
-            Ok(_) => continue,
-            Err(e) => panic!("no start-up line: {e}"),
-        }
-    };
+    let config = Path::new(ROOT).join("config/centralita.toml");
+    let data = std::env::temp_dir().join(format!("centralita-cli-{}", std::process::id()));
+    let (mut child, ready) = common::binary::start_binary(&[
+        "--sip-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--http-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--rtp-ports".as_ref(),
+        "43000-43099".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ] as &[&std::ffi::OsStr]);
     assert!(ready.contains("127.0.0.1:"), "{ready}");
-    let _ = started;
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

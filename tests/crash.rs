@@ -8,17 +8,17 @@ mod common;
 
 use centralita::tickets::sqlite::Reader;
 use centralita::tickets::{CallOutcome, TicketFilter, TicketNumber};
+use common::binary::{start_binary, BIN};
 use common::phone::AgentPhone;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_centralita");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The shipped config with absolute paths and enough lines for 50 callers.
@@ -38,37 +38,19 @@ fn config(dir: &Path) -> PathBuf {
 
 /// Start the binary; its SIP and HTTP addresses once it says them.
 fn start(config: &Path, data: &Path, rtp: &str) -> (Child, SocketAddr, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--sip-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--rtp-ports",
-            rtp,
-            "--config",
-        ])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start centralita");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.contains("SIP on") => break l,
-            Ok(_) => continue,
-            Err(e) => panic!("no start-up line: {e}"),
-        }
-    };
+    let args: [&OsStr; 10] = [
+        "--sip-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--http-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--rtp-ports".as_ref(),
+        rtp.as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    let (child, line) = start_binary(&args);
     // "centralita: SIP on 127.0.0.1:P, HTTP on http://127.0.0.1:Q"
     let sip = line
         .split("SIP on ")

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::process::Command;
 use std::sync::Arc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_centralita");
+use common::binary::BIN;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `centralita tickets <args> --json` against the server's store.

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod baresip;
+pub mod binary;
 pub mod phone;
 
 use centralita::config::Overrides;
