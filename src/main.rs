@@ -59,6 +59,9 @@ enum TicketsCommand {
         /// Opened since (RFC 3339, e.g. 2026-12-01T00:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        /// Only those past their due time and not resolved.
+        #[arg(long)]
+        overdue: bool,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[arg(long)]
@@ -166,6 +169,7 @@ fn tickets(config: &std::path::Path, cmd: TicketsCommand) -> std::process::ExitC
             agent,
             caller,
             since,
+            overdue,
             limit,
             json,
             data_dir,
@@ -199,6 +203,7 @@ fn tickets(config: &std::path::Path, cmd: TicketsCommand) -> std::process::ExitC
                 agent,
                 caller,
                 since,
+                overdue,
                 limit,
             };
             match report::list(&store, &filter, json) {

@@ -10,6 +10,7 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::binary::BIN;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -137,6 +138,15 @@ async fn a_caller_who_walks_the_menus_and_hangs_up_in_the_queue() {
     ] {
         assert!(e.iter().any(|x| x == words), "{words} not in {e:?}");
     }
+    // Level 1 has 30 minutes from the call that opened it.
+    let time = |k: &str| {
+        t[k].as_str()
+            .and_then(|v| v.parse::<jiff::Timestamp>().ok())
+            .map(|v| v.as_millisecond())
+            .unwrap_or_else(|| panic!("{k}: {}", t[k]))
+    };
+    assert_eq!(time("due") - time("created"), 30 * 60_000);
+    assert_eq!(t["overdue"], false);
     let log = t["logbook"].as_array().expect("logbook");
     for (i, entry) in log.iter().enumerate() {
         assert_eq!(entry["seq"], i as u64 + 1);
@@ -185,6 +195,13 @@ async fn an_answered_call_transferred_by_refer_keeps_its_ticket_with_the_agents(
     assert_eq!(call["offers"][0]["result"], "answered");
     assert_eq!(call["transfers"][0]["how"], "refer");
     assert_eq!(call["transfers"][0]["to"], "queue hardware");
+    let wrapup = call["wrapup_ms"]
+        .as_i64()
+        .expect("the wrap-up's length on the call");
+    assert!(
+        (0..15_000).contains(&wrapup),
+        "ended by *11 before its 15 s: {wrapup}"
+    );
     assert_eq!(t["status"], "in_progress");
     let e = entries(&t);
     for words in [
@@ -323,17 +340,42 @@ async fn while_no_ticket_can_be_written_new_calls_get_503_and_health_says_so() {
     .expect("trigger");
     let (_, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
     assert_eq!(resp.status(), Some(503), "no ticket, no call");
+    // The next callers are refused at once and told when to try again
+    // (one call a second still tries the store, without Retry-After).
+    let mut told = false;
+    for _ in 0..5 {
+        let (_, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+        assert_eq!(resp.status(), Some(503));
+        if resp.header("retry-after").is_some() {
+            told = true;
+            break;
+        }
+    }
+    assert!(told, "503 with Retry-After while the store fails");
     let (code, body) = http_get(server.http_addr, "/health").await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("\"store\":\"failing\""), "{body}");
     assert!(scrape(&server, "centralita_store_errors_total").await >= 1.0);
+    assert!(scrape(&server, "centralita_calls_total{outcome=\"unavailable\"}").await >= 2.0);
     // The call that was up goes on.
     let mark = up.packets().len();
     up.wait_packets(mark + 10, WAIT).await;
-    // The disk has room again: calls are taken and /health is ok.
+    // The disk has room again: within a second or two a call tries the
+    // store, gets its ticket, and every call after it is taken.
     db.execute_batch("DROP TRIGGER full").expect("drop");
-    let (mut again, resp) = Call::place(client, "soporte", "0 101").await;
-    assert_eq!(resp.status(), Some(200));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut again = loop {
+        let (call, resp) = Call::place(Arc::clone(&client), "soporte", "0 101").await;
+        if resp.status() == Some(200) {
+            break call;
+        }
+        assert_eq!(resp.status(), Some(503));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls are taken again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let (code, body) = http_get(server.http_addr, "/health").await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"store\":\"ok\""), "{body}");

@@ -919,20 +919,19 @@ impl Task {
     /// The agent's wrap-up is over: its last call's ticket says so (in the
     /// background: no call waits on it).
     fn wrap_up_ended(&self, agent: String, ticket: Option<String>, after: Duration) {
-        use crate::tickets::{Millis, NewEntry, Section, TicketNumber, Write};
+        use crate::tickets::{Millis, TicketNumber, Write};
         let Some(ticket) = ticket.as_deref().and_then(TicketNumber::parse) else {
             return;
         };
-        let entry = NewEntry {
+        let w = Write::WrapUp {
+            ticket,
             at: Millis::now(),
-            author: "system".into(),
-            call: None,
-            section: Section::Event,
-            text: format!("{agent} finished the wrap-up after {} s.", after.as_secs()),
+            agent,
+            after: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
         };
         let store = Arc::clone(&self.store);
         tokio::spawn(async move {
-            if let Err(e) = store.write(Write::Append { ticket, entry }).await {
+            if let Err(e) = store.write(w).await {
                 tracing::warn!(error = %e, "the end of a wrap-up was not kept in its ticket");
             }
         });

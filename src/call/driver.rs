@@ -111,6 +111,8 @@ pub struct CallContext {
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Tickets and their logbook: every support call's.
     pub store: Arc<dyn TicketStore>,
+    /// While the store fails, which new calls try to open a ticket.
+    store_gate: crate::tickets::FailingGate,
     /// Each call's door for its agent's consultation call (by call id).
     inboxes: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<Box<ConsultArrival>>>>,
     next_id: AtomicU64,
@@ -156,6 +158,7 @@ impl CallContext {
             live: Arc::new(LiveCalls::default()),
             http_addr: std::sync::OnceLock::new(),
             store: p.store,
+            store_gate: crate::tickets::FailingGate::new(Instant::now()),
             inboxes: std::sync::Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
@@ -248,6 +251,11 @@ impl CallHandler for Calls {
         config.numbers.contains_key(dialed)
             || config.queue_by_number(dialed).is_some()
             || self.needs_agent(dialed)
+    }
+
+    fn refuses_for_now(&self, dialed: &str) -> bool {
+        let ctx = &self.0;
+        !self.needs_agent(dialed) && !ctx.store_gate.admit(ctx.store.failing(), Instant::now())
     }
 
     fn needs_agent(&self, dialed: &str) -> bool {

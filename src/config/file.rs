@@ -38,6 +38,45 @@ pub struct FileConfig {
     pub acd: AcdSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub tickets: TicketsSection,
+}
+
+/// Tickets: how long each support level has to resolve one (its due time).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsSection {
+    /// Level 1 (first line), from the call that opens the ticket.
+    #[serde(default = "default_level1_due")]
+    pub level1_due_mins: u32,
+    /// Level 2 (experts), from the escalation.
+    #[serde(default = "default_level2_due")]
+    pub level2_due_mins: u32,
+    /// Level 3 (an on-site visit), from its booking.
+    #[serde(default = "default_level3_due")]
+    pub level3_due_mins: u32,
+}
+
+impl Default for TicketsSection {
+    fn default() -> Self {
+        TicketsSection {
+            level1_due_mins: default_level1_due(),
+            level2_due_mins: default_level2_due(),
+            level3_due_mins: default_level3_due(),
+        }
+    }
+}
+
+fn default_level1_due() -> u32 {
+    30
+}
+
+fn default_level2_due() -> u32 {
+    8 * 60
+}
+
+fn default_level3_due() -> u32 {
+    3 * 24 * 60
 }
 
 /// The ticket store (SQLite under `data_dir`).
@@ -141,6 +180,10 @@ pub struct QueueEntry {
     /// IVR menu), or named by an agent's transfer.
     #[serde(default)]
     pub number: Option<String>,
+    /// Minutes a level-1 ticket that waits in this queue has to be
+    /// resolved, instead of `tickets.level1_due_mins`.
+    #[serde(default)]
+    pub due_mins: Option<u32>,
 }
 
 /// The registrar: digest realm, nonce lifetime, binding lifetimes.

@@ -130,6 +130,25 @@ impl RuntimeConfig {
         }
         validate_agents(&f, &mut err);
         validate_queues(&f, &mut err);
+        // A ticket's time to be resolved: a minute to a year.
+        const DUE: std::ops::RangeInclusive<u32> = 1..=525_600;
+        for (k, v) in [
+            ("tickets.level1_due_mins", f.tickets.level1_due_mins),
+            ("tickets.level2_due_mins", f.tickets.level2_due_mins),
+            ("tickets.level3_due_mins", f.tickets.level3_due_mins),
+        ] {
+            if !DUE.contains(&v) {
+                err(k, "expected 1..=525600 minutes".into());
+            }
+        }
+        for (name, q) in &f.queues {
+            if q.due_mins.is_some_and(|m| !DUE.contains(&m)) {
+                err(
+                    &format!("queues.{name}.due_mins"),
+                    "expected 1..=525600 minutes".into(),
+                );
+            }
+        }
         if f.sip.answer_after_ms > 60_000 {
             err("sip.answer_after_ms", "expected 0..=60000".into());
         }
@@ -179,6 +198,18 @@ impl RuntimeConfig {
                 if let Some(k) = &f.store.key_file {
                     s.key_path = base.join(k);
                 }
+                s.due = crate::tickets::DueTimes {
+                    levels: [
+                        f.tickets.level1_due_mins,
+                        f.tickets.level2_due_mins,
+                        f.tickets.level3_due_mins,
+                    ],
+                    queues: f
+                        .queues
+                        .iter()
+                        .filter_map(|(name, q)| q.due_mins.map(|m| (name.clone(), m)))
+                        .collect(),
+                };
                 s
             },
             data_dir: ov.data_dir.clone().unwrap_or_else(|| base.join(f.data_dir)),

@@ -223,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn due_times_are_read_per_level_and_queue_and_checked() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[tickets]\nlevel2_due_mins = 60\n\
+                    [queues.a]\ndue_mins = 5\n";
+        let cfg = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect("valid");
+        assert_eq!(cfg.store.due.levels, [30, 60, 4320]);
+        assert_eq!(cfg.store.due.queue_ms("a"), Some(5 * 60_000));
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[tickets]\nlevel1_due_mins = 0\n\
+                    [queues.a]\ndue_mins = 0\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["tickets.level1_due_mins", "queues.a.due_mins"],
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let text = "[numbers]\n\"100\" = \"idioma\"\n";
         let ov = Overrides {

@@ -328,6 +328,9 @@ pub trait CallHandler: Send + Sync + 'static {
     /// Whether only an authenticated agent may dial it (feature codes,
     /// agents' extensions).
     fn needs_agent(&self, dialed: &str) -> bool;
+    /// Whether a new call to `dialed` is refused at once, 503 with
+    /// Retry-After, because no ticket could be opened for it now.
+    fn refuses_for_now(&self, dialed: &str) -> bool;
 }
 
 /// Settings the adapter needs.
@@ -625,6 +628,12 @@ impl Adapter {
         let req = &tx.original;
         if !self.handler.knows_number(&dialed) {
             return reply(&mut tx, 404, vec![]).await;
+        }
+        if self.handler.refuses_for_now(&dialed) {
+            self.metrics
+                .call_ended(crate::metrics::CallOutcome::Unavailable);
+            let ra = self.opts.retry_after_secs.to_string();
+            return reply(&mut tx, 503, vec![("Retry-After", ra.as_str())]).await;
         }
         let content_type = req.header_value("Content-Type").map(|v| {
             v.split(';')

@@ -21,6 +21,8 @@ pub mod sqlite;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use sqlite::SqliteStore;
 
@@ -277,6 +279,45 @@ impl Serialize for Millis {
     }
 }
 
+/// How long each support level has to resolve a ticket: its due time.
+/// Level 1 counts from the call that opens (or reopens) the ticket — or,
+/// while the ticket waits for its first answer, from that call's arrival
+/// with the time of the queue it waits in, if the queue sets one; level 2
+/// from the escalation, level 3 from the booking of the visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimes {
+    /// Minutes for levels 1, 2 and 3.
+    pub levels: [u32; 3],
+    /// Queue → minutes, for the queues that set their own.
+    pub queues: BTreeMap<String, u32>,
+}
+
+impl Default for DueTimes {
+    fn default() -> Self {
+        DueTimes {
+            levels: [30, 8 * 60, 3 * 24 * 60],
+            queues: BTreeMap::new(),
+        }
+    }
+}
+
+impl DueTimes {
+    const MINUTE_MS: i64 = 60_000;
+
+    /// The time `level` has (ms); levels past 3 have level 3's.
+    pub fn level_ms(&self, level: u8) -> i64 {
+        let i = usize::from(level.clamp(1, 3) - 1);
+        i64::from(self.levels[i]) * Self::MINUTE_MS
+    }
+
+    /// The time a queue gives its level-1 tickets (ms), if it sets one.
+    pub fn queue_ms(&self, queue: &str) -> Option<i64> {
+        self.queues
+            .get(queue)
+            .map(|m| i64::from(*m) * Self::MINUTE_MS)
+    }
+}
+
 /// A new call, as it arrives.
 #[derive(Debug, Clone)]
 pub struct NewCall {
@@ -374,6 +415,14 @@ pub enum Write {
         author: String,
         level: Level,
     },
+    /// `agent`'s wrap-up (after-call work) on its last call on `ticket`
+    /// ended, `after` ms after it began: kept on that call, and said.
+    WrapUp {
+        ticket: TicketNumber,
+        at: Millis,
+        agent: String,
+        after: u64,
+    },
     /// A logbook entry of its own (an agent's or a supervisor's notes).
     Append {
         ticket: TicketNumber,
@@ -456,6 +505,10 @@ pub struct TicketView {
     pub priority: Option<u8>,
     pub created: Millis,
     pub updated: Millis,
+    /// When its level should have resolved it.
+    pub due: Option<Millis>,
+    /// Past its due time and not resolved (when it was read).
+    pub overdue: bool,
     /// A number the caller typed that named no ticket.
     pub typed_number: Option<String>,
     /// This ticket's call went on on that ticket (the caller typed it).
@@ -493,6 +546,8 @@ pub struct CallView {
     pub transfers: Vec<TransferRecord>,
     pub holds: Option<u32>,
     pub hold_ms: Option<i64>,
+    /// The agent's after-call work, once its wrap-up ended.
+    pub wrapup_ms: Option<i64>,
 }
 
 /// A menu entered, or a key pressed in it.
@@ -532,6 +587,9 @@ pub struct TicketSummary {
     pub category: Option<String>,
     pub created: Millis,
     pub updated: Millis,
+    pub due: Option<Millis>,
+    /// Past its due time and not resolved (when it was read).
+    pub overdue: bool,
     pub calls: u32,
     pub entries: u64,
     /// The last call's outcome (`None` while it is up).
@@ -548,6 +606,8 @@ pub struct TicketFilter {
     /// The caller's user part.
     pub caller: Option<String>,
     pub since: Option<Millis>,
+    /// Only those past their due time and not resolved.
+    pub overdue: bool,
     pub limit: usize,
 }
 
@@ -569,11 +629,78 @@ pub trait TicketStore: Send + Sync {
     /// Close every call left up by a stop (outcome `interrupted`, with an
     /// entry saying where it was); the tickets touched.
     async fn interrupt_unfinished(&self, at: Millis) -> Result<Vec<TicketNumber>, StoreError>;
+    /// Whether the store failed its last commit (no ticket can be opened
+    /// now, as far as it knows).
+    fn failing(&self) -> bool;
+}
+
+/// New calls while the store fails: one call every [`FailingGate::PROBE`]
+/// goes on and tries to open its ticket (its commit tells whether the store
+/// is back); the others are refused at once, 503 with Retry-After, before
+/// a dialog is made for them.
+#[derive(Debug)]
+pub struct FailingGate {
+    started: Instant,
+    /// When the last call went through (ms since `started`, plus 1; 0: none
+    /// yet).
+    last_try: AtomicU64,
+}
+
+impl FailingGate {
+    /// How often a call may try a failing store.
+    pub const PROBE: Duration = Duration::from_secs(1);
+
+    pub fn new(now: Instant) -> FailingGate {
+        FailingGate {
+            started: now,
+            last_try: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a new call may go on (always, while the store is fine).
+    pub fn admit(&self, failing: bool, now: Instant) -> bool {
+        let at = u64::try_from(now.saturating_duration_since(self.started).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        if !failing {
+            // The last call that tried, for when the store starts failing.
+            self.last_try.store(at, Ordering::Relaxed);
+            return true;
+        }
+        let last = self.last_try.load(Ordering::Relaxed);
+        let due = last == 0 || at.saturating_sub(last) >= Self::PROBE.as_millis() as u64;
+        due && self
+            .last_try
+            .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn while_the_store_fails_one_call_a_second_tries_it() {
+        let t0 = Instant::now();
+        let gate = FailingGate::new(t0);
+        assert!(gate.admit(false, t0), "a store that works takes every call");
+        assert!(gate.admit(false, t0));
+        assert!(
+            !gate.admit(true, t0),
+            "the call that found it failing was the try"
+        );
+        assert!(!gate.admit(true, t0 + Duration::from_millis(999)));
+        assert!(
+            gate.admit(true, t0 + FailingGate::PROBE),
+            "a second later, one tries"
+        );
+        assert!(!gate.admit(true, t0 + FailingGate::PROBE));
+        assert!(
+            gate.admit(false, t0 + FailingGate::PROBE),
+            "back: every call"
+        );
+    }
 
     #[test]
     fn a_ticket_number_is_digits_from_the_first_one_up() {

@@ -16,18 +16,28 @@ pub fn list(store: &StoreOptions, filter: &TicketFilter, json: bool) -> Result<S
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:<11} {:>3} {:<24} {:<16} {:<10} {:<12} {:>5} {:<16} agent",
-        "ticket", "status", "lvl", "created", "caller", "dialed", "queue", "calls", "last call",
+        "{:<8} {:<11} {:>3} {:<24} {:<25} {:<16} {:<10} {:<12} {:>5} {:<16} agent",
+        "ticket",
+        "status",
+        "lvl",
+        "created",
+        "due",
+        "caller",
+        "dialed",
+        "queue",
+        "calls",
+        "last call",
     );
     for t in &tickets {
         let caller = super::Caller::from_header(&t.caller).user;
         let _ = writeln!(
             out,
-            "{:<8} {:<11} {:>3} {:<24} {:<16} {:<10} {:<12} {:>5} {:<16} {}",
+            "{:<8} {:<11} {:>3} {:<24} {:<25} {:<16} {:<10} {:<12} {:>5} {:<16} {}",
             t.number,
             t.status.as_str(),
             t.level,
             t.created.rfc3339(),
+            due(t.due, t.overdue),
             clip(&caller, 16),
             clip(&t.dialed, 10),
             clip(t.category.as_deref().unwrap_or("-"), 12),
@@ -86,6 +96,9 @@ fn text(t: &TicketView) -> String {
         t.created.rfc3339(),
         t.updated.rfc3339()
     );
+    if t.due.is_some() {
+        let _ = writeln!(out, "Due:      {}", due(t.due, t.overdue));
+    }
     if let Some(v) = &t.visit {
         let _ = writeln!(
             out,
@@ -133,10 +146,11 @@ fn text(t: &TicketView) -> String {
                 |ms: Option<i64>| ms.map_or("-".into(), |m| format!("{:.1} s", m as f64 / 1000.0));
             let _ = writeln!(
                 out,
-                "  agent:   {a} (waited {}, rang {}, talked {})",
+                "  agent:   {a} (waited {}, rang {}, talked {}, wrap-up {})",
                 secs(c.wait_ms),
                 secs(c.ring_ms),
-                secs(c.talk_ms)
+                secs(c.talk_ms),
+                secs(c.wrapup_ms)
             );
         }
         for tr in &c.transfers {
@@ -189,6 +203,15 @@ pub fn verify(store: &StoreOptions) -> Result<Result<String, String>, StoreError
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// A due time, marked when it has passed.
+fn due(due: Option<super::Millis>, overdue: bool) -> String {
+    match due {
+        Some(d) if overdue => format!("{}!", d.rfc3339()),
+        Some(d) => d.rfc3339(),
+        None => "-".into(),
+    }
 }
 
 /// At most `n` characters.

@@ -16,9 +16,9 @@
 
 use super::chain::{ChainKey, EntryFields, Tag};
 use super::{
-    CallChange, CallKey, CallOutcome, CallPhase, CallView, Caller, LogbookEntry, Millis, NewCall,
-    NewEntry, Opened, Section, StoreError, Tampered, TicketFilter, TicketNumber, TicketStatus,
-    TicketStore, TicketSummary, TicketView, Write, Written,
+    CallChange, CallKey, CallOutcome, CallPhase, CallView, Caller, DueTimes, LogbookEntry, Millis,
+    NewCall, NewEntry, Opened, Section, StoreError, Tampered, TicketFilter, TicketNumber,
+    TicketStatus, TicketStore, TicketSummary, TicketView, Write, Written,
 };
 use crate::metrics::StoreMetrics;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
@@ -111,6 +111,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tickets ADD COLUMN visit TEXT;
     "#,
+    // 4: the agent's after-call work (wrap-up) on the call it answered.
+    r#"
+    ALTER TABLE calls ADD COLUMN wrapup_ms INTEGER;
+    "#,
 ];
 
 /// The schema version this build knows.
@@ -144,6 +148,8 @@ pub struct StoreOptions {
     /// The logbook key (`<data-dir>/logbook.key`).
     pub key_path: PathBuf,
     pub synchronous: Synchronous,
+    /// How long each level (or queue) has to resolve a ticket.
+    pub due: DueTimes,
 }
 
 impl StoreOptions {
@@ -153,6 +159,7 @@ impl StoreOptions {
             path: data_dir.join("centralita.db"),
             key_path: data_dir.join("logbook.key"),
             synchronous: Synchronous::Full,
+            due: DueTimes::default(),
         }
     }
 }
@@ -208,6 +215,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             key,
+            due: opts.due.clone(),
             metrics: metrics.clone(),
             failing: Arc::clone(&failing),
         };
@@ -271,6 +279,10 @@ impl TicketStore for SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Interrupt(at, reply))?;
         rx.await.unwrap_or(Err(StoreError::Stopped))
+    }
+
+    fn failing(&self) -> bool {
+        SqliteStore::failing(self)
     }
 }
 
@@ -350,6 +362,7 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
 struct Writer {
     conn: Connection,
     key: ChainKey,
+    due: DueTimes,
     metrics: StoreMetrics,
     failing: Arc<AtomicBool>,
 }
@@ -420,7 +433,7 @@ impl Writer {
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for job in group {
-                answers.push(apply(&tx, &self.key, job, &mut counts));
+                answers.push(apply(&tx, &self.key, &self.due, job, &mut counts));
             }
             tx.commit()
         })();
@@ -492,7 +505,13 @@ fn row<T, P: rusqlite::Params>(
 }
 
 /// One job, in a savepoint of its own: a failure rolls back that job only.
-fn apply(tx: &Transaction<'_>, key: &ChainKey, job: Job, counts: &mut Counts) -> Answer {
+fn apply(
+    tx: &Transaction<'_>,
+    key: &ChainKey,
+    due: &DueTimes,
+    job: Job,
+    counts: &mut Counts,
+) -> Answer {
     let mut job_counts = Counts::default();
     let mut run = |f: &mut dyn FnMut(&Transaction<'_>, &mut Counts) -> Result<(), StoreError>| {
         let sp = run(tx, "SAVEPOINT job", []).map(|_| ()).map_err(db);
@@ -511,7 +530,7 @@ fn apply(tx: &Transaction<'_>, key: &ChainKey, job: Job, counts: &mut Counts) ->
         Job::Write(w, reply) => {
             let mut out = None;
             let r = run(&mut |tx, c| {
-                out = Some(write(tx, key, &w, c)?);
+                out = Some(write(tx, key, due, &w, c)?);
                 Ok(())
             });
             Answer::Write(reply, r.and_then(|_| out.take().ok_or(StoreError::Stopped)))
@@ -519,7 +538,7 @@ fn apply(tx: &Transaction<'_>, key: &ChainKey, job: Job, counts: &mut Counts) ->
         Job::Interrupt(at, reply) => {
             let mut out = Vec::new();
             let r = run(&mut |tx, c| {
-                out = interrupt(tx, key, at, c)?;
+                out = interrupt(tx, key, due, at, c)?;
                 Ok(())
             });
             Answer::Interrupt(reply, r.map(|_| std::mem::take(&mut out)))
@@ -537,22 +556,23 @@ fn apply(tx: &Transaction<'_>, key: &ChainKey, job: Job, counts: &mut Counts) ->
 fn write(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     w: &Write,
     c: &mut Counts,
 ) -> Result<Written, StoreError> {
     match w {
         Write::Open { call, blocked } => {
-            open_ticket(tx, key, call, *blocked, c).map(Written::Opened)
+            open_ticket(tx, key, due, call, *blocked, c).map(Written::Opened)
         }
         Write::Call {
             call,
             at,
             change,
             entry,
-        } => change_call(tx, key, *call, *at, change, entry, c)
+        } => change_call(tx, key, due, *call, *at, change, entry, c)
             .map(|ticket| Written::Call { ticket }),
         Write::Join { call, at, typed } => {
-            join(tx, key, *call, *at, typed, c).map(|ticket| Written::Call { ticket })
+            join(tx, key, due, *call, *at, typed, c).map(|ticket| Written::Call { ticket })
         }
         Write::Callback { ticket, at, agent } => {
             callback(tx, key, *ticket, *at, agent, c).map(Written::Opened)
@@ -562,7 +582,14 @@ fn write(
             at,
             author,
             level,
-        } => escalate(tx, key, *ticket, *at, author, level, c).map(|seq| Written::Appended { seq }),
+        } => escalate(tx, key, due, *ticket, *at, author, level, c)
+            .map(|seq| Written::Appended { seq }),
+        Write::WrapUp {
+            ticket,
+            at,
+            agent,
+            after,
+        } => wrap_up(tx, key, *ticket, *at, agent, *after, c).map(|seq| Written::Appended { seq }),
         Write::Append { ticket, entry } => {
             exists(tx, *ticket)?;
             append(tx, key, *ticket, entry, c).map(|seq| Written::Appended { seq })
@@ -663,6 +690,7 @@ fn event(at: Millis, call: CallKey, text: String) -> NewEntry {
 fn open_ticket(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     call: &NewCall,
     blocked: bool,
     c: &mut Counts,
@@ -681,8 +709,8 @@ fn open_ticket(
     run(
         tx,
         "INSERT INTO tickets (number, caller_uri, caller_user, caller_display, dialed,
-             language, status, level, created_at, updated_at, entries, last_mac, row_mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', 1, ?7, ?7, 0, ?8, ?9)",
+             language, status, level, created_at, updated_at, due_at, entries, last_mac, row_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', 1, ?7, ?7, ?10, 0, ?8, ?9)",
         params![
             number.0 as i64,
             call.caller.uri,
@@ -692,7 +720,8 @@ fn open_ticket(
             call.language,
             at,
             &genesis[..],
-            &row[..]
+            &row[..],
+            at.saturating_add(due.level_ms(1)),
         ],
     )
     .map_err(db)?;
@@ -754,9 +783,11 @@ fn open_ticket(
 
 /// Level 2, or level 3 with its visit: the ticket is escalated and its
 /// logbook says so (the entry's sequence number).
+#[allow(clippy::too_many_arguments)]
 fn escalate(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     ticket: TicketNumber,
     at: Millis,
     author: &str,
@@ -785,9 +816,15 @@ fn escalate(
     };
     run(
         tx,
-        "UPDATE tickets SET level = ?2, status = 'escalated', visit = COALESCE(?3, visit)
+        "UPDATE tickets SET level = ?2, status = 'escalated', visit = COALESCE(?3, visit),
+             due_at = ?4
          WHERE number = ?1",
-        params![ticket.0 as i64, n, visit],
+        params![
+            ticket.0 as i64,
+            n,
+            visit,
+            at.0.saturating_add(due.level_ms(n))
+        ],
     )
     .map_err(db)?;
     if matches!(
@@ -802,6 +839,45 @@ fn escalate(
         call: None,
         section: Section::Event,
         text,
+    };
+    append(tx, key, ticket, &entry, c)
+}
+
+/// The agent's wrap-up on its latest call on the ticket ended: the call
+/// keeps how long it took, and the logbook says so.
+fn wrap_up(
+    tx: &Transaction<'_>,
+    key: &ChainKey,
+    ticket: TicketNumber,
+    at: Millis,
+    agent: &str,
+    after: u64,
+    c: &mut Counts,
+) -> Result<u64, StoreError> {
+    exists(tx, ticket)?;
+    let call: Option<i64> = row(
+        tx,
+        "SELECT id FROM calls WHERE ticket = ?1 AND agent = ?2 ORDER BY id DESC LIMIT 1",
+        params![ticket.0 as i64, agent],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?;
+    let ms = i64::try_from(after).unwrap_or(i64::MAX);
+    if let Some(id) = call {
+        run(
+            tx,
+            "UPDATE calls SET wrapup_ms = ?2 WHERE id = ?1",
+            params![id, ms],
+        )
+        .map_err(db)?;
+    }
+    let entry = NewEntry {
+        at,
+        author: "system".into(),
+        call: call.map(CallKey),
+        section: Section::Event,
+        text: format!("{agent} finished the wrap-up after {} s.", after / 1000),
     };
     append(tx, key, ticket, &entry, c)
 }
@@ -864,9 +940,11 @@ fn member(name: &str) -> String {
     format!("$.\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn change_call(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     call: CallKey,
     at: Millis,
     ch: &CallChange,
@@ -911,6 +989,14 @@ fn change_call(
             "UPDATE tickets SET category = ?2, priority = ?3 WHERE number = ?1",
             &[&(row.ticket.0 as i64), queue, priority],
         )?;
+        // A level-1 ticket not yet answered takes the queue's own due time.
+        if let Some(ms) = due.queue_ms(queue) {
+            exec(
+                "UPDATE tickets SET due_at = ?2
+                 WHERE number = ?1 AND level = 1 AND status = 'open'",
+                &[&(row.ticket.0 as i64), &row.arrived.saturating_add(ms)],
+            )?;
+        }
     }
     if ch.enqueued {
         exec(
@@ -982,6 +1068,7 @@ fn change_call(
 fn join(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     call: CallKey,
     at: Millis,
     typed: &str,
@@ -1031,8 +1118,16 @@ fn join(
     if reopen {
         run(
             tx,
-            "UPDATE tickets SET status = 'open' WHERE number = ?1",
-            [target.0 as i64],
+            "UPDATE tickets SET status = 'open',
+                 due_at = ?2 + CASE level WHEN 2 THEN ?4 WHEN 3 THEN ?5 ELSE ?3 END
+             WHERE number = ?1",
+            params![
+                target.0 as i64,
+                at.0,
+                due.level_ms(1),
+                due.level_ms(2),
+                due.level_ms(3)
+            ],
         )
         .map_err(db)?;
     }
@@ -1057,6 +1152,7 @@ fn join(
 fn interrupt(
     tx: &Transaction<'_>,
     key: &ChainKey,
+    due: &DueTimes,
     at: Millis,
     c: &mut Counts,
 ) -> Result<Vec<TicketNumber>, StoreError> {
@@ -1084,13 +1180,18 @@ fn interrupt(
             _ => "",
         };
         let text = format!("The call was interrupted by a stop of centralita {where_}.");
-        change_call(tx, key, CallKey(id), at, &ch, &text, c)?;
+        change_call(tx, key, due, CallKey(id), at, &ch, &text, c)?;
         let t = TicketNumber(ticket as u64);
         if !tickets.contains(&t) {
             tickets.push(t);
         }
     }
     Ok(tickets)
+}
+
+/// Past its due time and not resolved.
+fn overdue(status: TicketStatus, due: Option<Millis>, now: Millis) -> bool {
+    !matches!(status, TicketStatus::Resolved | TicketStatus::Closed) && due.is_some_and(|d| d < now)
 }
 
 /// A JSON column read back (what does not parse reads as empty).
@@ -1137,7 +1238,8 @@ impl Reader {
                     (SELECT count(*) FROM calls c WHERE c.ticket = t.number),
                     (SELECT c.outcome FROM calls c WHERE c.ticket = t.number ORDER BY c.id DESC LIMIT 1),
                     (SELECT c.agent FROM calls c WHERE c.ticket = t.number ORDER BY c.id DESC LIMIT 1),
-                    (SELECT count(*) FROM calls c WHERE c.ticket = t.number AND c.outcome IS NULL)
+                    (SELECT count(*) FROM calls c WHERE c.ticket = t.number AND c.outcome IS NULL),
+                    t.due_at
              FROM tickets t WHERE 1 = 1",
         );
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -1164,6 +1266,11 @@ impl Reader {
             sql.push_str(" AND t.created_at >= ?");
             args.push(Box::new(since.0));
         }
+        let now = Millis::now();
+        if f.overdue {
+            sql.push_str(" AND t.due_at < ? AND t.status NOT IN ('resolved', 'closed')");
+            args.push(Box::new(now.0));
+        }
         sql.push_str(" ORDER BY t.number DESC LIMIT ?");
         let limit = if f.limit == 0 {
             100
@@ -1176,10 +1283,14 @@ impl Reader {
             .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 let up: i64 = r.get(12)?;
                 let outcome: Option<String> = r.get(10)?;
+                let status =
+                    TicketStatus::parse(&r.get::<_, String>(1)?).unwrap_or(TicketStatus::Open);
+                let due = r.get::<_, Option<i64>>(13)?.map(Millis);
                 Ok(TicketSummary {
                     number: TicketNumber(r.get::<_, i64>(0)? as u64),
-                    status: TicketStatus::parse(&r.get::<_, String>(1)?)
-                        .unwrap_or(TicketStatus::Open),
+                    status,
+                    due,
+                    overdue: overdue(status, due, now),
                     level: r.get(2)?,
                     caller: r.get(3)?,
                     dialed: r.get(4)?,
@@ -1207,14 +1318,18 @@ impl Reader {
             .query_row(
                 "SELECT status, level, caller_uri, caller_user, caller_display, dialed, language,
                         category, priority, created_at, updated_at, typed_number, merged_into,
-                        visit
+                        visit, due_at
                  FROM tickets WHERE number = ?1",
                 [n.0 as i64],
                 |r| {
+                    let status =
+                        TicketStatus::parse(&r.get::<_, String>(0)?).unwrap_or(TicketStatus::Open);
+                    let due = r.get::<_, Option<i64>>(14)?.map(Millis);
                     Ok(TicketView {
                         number: n,
-                        status: TicketStatus::parse(&r.get::<_, String>(0)?)
-                            .unwrap_or(TicketStatus::Open),
+                        status,
+                        due,
+                        overdue: overdue(status, due, Millis::now()),
                         level: r.get(1)?,
                         caller: Caller {
                             uri: r.get(2)?,
@@ -1266,7 +1381,8 @@ impl Reader {
             .prepare(
                 "SELECT id, sip_call_id, arrived_at, phase, outcome, ivr_path, fields, queue,
                         priority, offers, agent, enqueued_at, offered_at, answered_at, ended_at,
-                        wait_ms, ring_ms, talk_ms, hung_up_by, transfers, holds, hold_ms
+                        wait_ms, ring_ms, talk_ms, hung_up_by, transfers, holds, hold_ms,
+                        wrapup_ms
                  FROM calls WHERE ticket = ?1 ORDER BY id",
             )
             .map_err(db)?;
@@ -1299,6 +1415,7 @@ impl Reader {
                     transfers: json(r.get::<_, String>(19)?),
                     holds: r.get(20)?,
                     hold_ms: r.get(21)?,
+                    wrapup_ms: r.get(22)?,
                 })
             })
             .map_err(db)?;

@@ -500,7 +500,7 @@ fn migrations_run_from_an_empty_and_from_an_older_schema_and_a_newer_one_refuses
         .prepare("SELECT version FROM schema_version ORDER BY version")
         .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
     let kept: i64 = c
         .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
         .expect("count");
@@ -585,4 +585,96 @@ async fn escalation_to_level_2_and_an_on_site_visit_are_kept_and_said() {
         })
         .await;
     assert!(matches!(missing, Err(StoreError::NoTicket(_))));
+}
+
+#[tokio::test]
+async fn each_level_and_a_queue_of_its_own_set_the_due_time_and_the_overdue_are_listed() {
+    let mut db = Db::new("due");
+    db.opts.due = DueTimes {
+        levels: [30, 480, 4320],
+        queues: [("urgente".to_string(), 15)].into(),
+    };
+    let store = db.store();
+    const T0: i64 = 1_700_000_000_000;
+    const MIN: i64 = 60_000;
+    let due = |n: TicketNumber| db.reader().show(n).expect("read").expect("ticket").due;
+    // Level 1 from the call that opened it.
+    let a = open(&store, "5550120").await;
+    assert_eq!(due(a.ticket), Some(Millis(T0 + 30 * MIN)));
+    // Waiting in a queue of its own: that queue's time, from the arrival.
+    let b = open(&store, "5550121").await;
+    let queued = CallChange {
+        queue: Some(("urgente".into(), 9)),
+        ..CallChange::default()
+    };
+    change(&store, b.call, 5_000, queued, "Queued.").await;
+    assert_eq!(due(b.ticket), Some(Millis(T0 + 15 * MIN)));
+    // Level 2 from the escalation, level 3 from the visit's booking.
+    let at = Millis(T0 + 10 * MIN);
+    store
+        .write(Write::Escalate {
+            ticket: a.ticket,
+            at,
+            author: "agent:ana".into(),
+            level: crate::tickets::Level::Two,
+        })
+        .await
+        .expect("level 2");
+    assert_eq!(due(a.ticket), Some(Millis(at.0 + 480 * MIN)));
+    let visit = crate::tickets::Visit {
+        when: "2026-12-07T10:00:00+01:00".into(),
+        place: "Calle Mayor 1".into(),
+        technician: "bruno".into(),
+        reason: "power supply".into(),
+    };
+    store
+        .write(Write::Escalate {
+            ticket: a.ticket,
+            at,
+            author: "supervisor:sara".into(),
+            level: crate::tickets::Level::Three(visit),
+        })
+        .await
+        .expect("level 3");
+    assert_eq!(due(a.ticket), Some(Millis(at.0 + 4320 * MIN)));
+    // These were due in 2023: every one is overdue but the resolved one.
+    Connection::open(&db.opts.path)
+        .and_then(|c| {
+            c.execute(
+                "UPDATE tickets SET status = 'resolved' WHERE number = ?1",
+                [b.ticket.0 as i64],
+            )
+        })
+        .expect("resolve");
+    let c = open(&store, "5550122").await;
+    let overdue = TicketFilter {
+        overdue: true,
+        ..TicketFilter::default()
+    };
+    let listed: Vec<_> = db.reader().list(&overdue).expect("list");
+    assert_eq!(
+        listed.iter().map(|t| t.number).collect::<Vec<_>>(),
+        vec![c.ticket, a.ticket]
+    );
+    assert!(listed.iter().all(|t| t.overdue));
+    assert!(
+        !db.reader()
+            .show(b.ticket)
+            .expect("read")
+            .expect("ticket")
+            .overdue
+    );
+    // Reopened by a new call (the caller types its number): its level's
+    // time again, from then.
+    let d = open(&store, "5550121").await;
+    let reopen_at = Millis(T0 + 60 * MIN);
+    store
+        .write(Write::Join {
+            call: d.call,
+            at: reopen_at,
+            typed: b.ticket.to_string(),
+        })
+        .await
+        .expect("joined");
+    assert_eq!(due(b.ticket), Some(Millis(reopen_at.0 + 30 * MIN)));
 }
