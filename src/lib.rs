@@ -13,8 +13,10 @@
 pub mod acd;
 pub mod call;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod ivr;
+pub mod kb;
 pub mod media;
 pub mod metrics;
 pub mod server;

@@ -62,6 +62,12 @@ enum TicketsCommand {
         /// Only those past their due time and not resolved.
         #[arg(long)]
         overdue: bool,
+        /// 1, 2 or 3 (an on-site visit).
+        #[arg(long)]
+        level: Option<u8>,
+        /// Words in its logbook (the caller's name and number among them).
+        #[arg(long)]
+        text: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[arg(long)]
@@ -170,6 +176,8 @@ fn tickets(config: &std::path::Path, cmd: TicketsCommand) -> std::process::ExitC
             caller,
             since,
             overdue,
+            level,
+            text,
             limit,
             json,
             data_dir,
@@ -204,7 +212,10 @@ fn tickets(config: &std::path::Path, cmd: TicketsCommand) -> std::process::ExitC
                 caller,
                 since,
                 overdue,
+                level,
+                text,
                 limit,
+                ..TicketFilter::default()
             };
             match report::list(&store, &filter, json) {
                 Ok(out) => {

@@ -199,6 +199,13 @@ pub struct Metrics {
     pub keypad_transfers: IntCounterVec,
     pub transfers: IntCounterVec,
     pub consultations: IntCounterVec,
+    // --- The API and the desk
+    /// Desk sign-ins by result (`ok`, `failed`, `refused`).
+    pub api_sign_ins: IntCounterVec,
+    /// Listeners on the event stream now.
+    pub api_event_listeners: IntGauge,
+    /// Helpdesk webhooks by result (`sent`, `failed`, `dropped`).
+    pub webhooks: IntCounterVec,
     // --- Lines and load
     pub lines_in_use: IntGauge,
     /// Callers their agent holds now.
@@ -446,6 +453,29 @@ impl Metrics {
                 consultations.with_label_values(&[to, r.label()]);
             }
         }
+        let api_sign_ins = counter_vec(
+            &registry,
+            "centralita_api_sign_ins_total",
+            "Sign-ins to the desk, by result (ok, failed: wrong user or password, refused: too many failures from that address)",
+            &["result"],
+        );
+        for r in ["ok", "failed", "refused"] {
+            api_sign_ins.with_label_values(&[r]);
+        }
+        let api_event_listeners = gauge(
+            &registry,
+            "centralita_api_event_listeners",
+            "Desks and scripts listening to the event stream now",
+        );
+        let webhooks = counter_vec(
+            &registry,
+            "centralita_webhooks_total",
+            "Helpdesk webhooks (Zammad CTI), by result (sent; failed: the receiver refused or did not answer, after retries; dropped: the queue was full)",
+            &["result"],
+        );
+        for r in ["sent", "failed", "dropped"] {
+            webhooks.with_label_values(&[r]);
+        }
         let calls_on_hold = gauge(
             &registry,
             "centralita_calls_on_hold",
@@ -612,6 +642,9 @@ impl Metrics {
             keypad_transfers,
             transfers,
             consultations,
+            api_sign_ins,
+            api_event_listeners,
+            webhooks,
             rtp_ports_in_use,
             store,
         }

@@ -198,7 +198,7 @@ async fn feature_codes_change_the_agent_state_with_a_spoken_answer() {
         1.0
     );
     // Supervisors read every agent's state over HTTP.
-    let (code, body) = http_get(server.http_addr, "/agents").await;
+    let (code, body) = http_get(server.http_addr, "/api/v1/agents").await;
     assert_eq!(code, 200);
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let agents = json["agents"].as_array().cloned().unwrap_or_default();
@@ -225,20 +225,22 @@ async fn the_http_api_changes_an_agents_state_as_the_feature_codes_do() {
         v["state"].as_str().unwrap_or_default().to_string()
     };
     // No phone registered: logging in would make an agent nobody can reach.
-    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"available"}"#).await;
+    let (code, body) =
+        http_post(http, "/api/v1/agents/ana/state", r#"{"state":"available"}"#).await;
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("registered phone"), "{body}");
     let _phone = common::phone::AgentPhone::register(server.sip_addr, "ana", "ana-demo-1234").await;
-    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"available"}"#).await;
+    let (code, body) =
+        http_post(http, "/api/v1/agents/ana/state", r#"{"state":"available"}"#).await;
     assert_eq!((code, state_of(&body)), (200, "available".into()), "{body}");
     let (code, body) = http_post(
         http,
-        "/agents/ana/state",
+        "/api/v1/agents/ana/state",
         r#"{"state":"paused","reason":"training"}"#,
     )
     .await;
     assert_eq!((code, state_of(&body)), (200, "paused".into()), "{body}");
-    let (_, body) = http_get(http, "/agents").await;
+    let (_, body) = http_get(http, "/api/v1/agents").await;
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let ana = v["agents"]
         .as_array()
@@ -251,7 +253,12 @@ async fn the_http_api_changes_an_agents_state_as_the_feature_codes_do() {
         scrape(&server, "centralita_agents{state=\"paused\"}").await,
         1.0
     );
-    let (code, body) = http_post(http, "/agents/ana/state", r#"{"state":"logged_out"}"#).await;
+    let (code, body) = http_post(
+        http,
+        "/api/v1/agents/ana/state",
+        r#"{"state":"logged_out"}"#,
+    )
+    .await;
     assert_eq!(
         (code, state_of(&body)),
         (200, "logged_out".into()),
@@ -259,10 +266,23 @@ async fn the_http_api_changes_an_agents_state_as_the_feature_codes_do() {
     );
     // Bad requests get a 4xx with a JSON error, never a change.
     for (path, json, want) in [
-        ("/agents/nadie/state", r#"{"state":"available"}"#, 404),
-        ("/agents/ana/state", r#"{"state":"sleeping"}"#, 400),
-        ("/agents/ana/state", r#"{"state":"paused","reason":7}"#, 400),
-        ("/agents/ana/state", "not json", 400),
+        (
+            "/api/v1/agents/nadie/state",
+            r#"{"state":"available"}"#,
+            404,
+        ),
+        ("/api/v1/agents/ana/state", r#"{"state":"sleeping"}"#, 422),
+        (
+            "/api/v1/agents/ana/state",
+            r#"{"state":"paused","reason":7}"#,
+            422,
+        ),
+        (
+            "/api/v1/agents/ana/state",
+            r#"{"state":"paused","reason":""}"#,
+            422,
+        ),
+        ("/api/v1/agents/ana/state", "not json", 400),
     ] {
         let (code, body) = http_post(http, path, json).await;
         assert_eq!(code, want, "{path} {json}: {body}");

@@ -517,12 +517,12 @@ async fn health_and_metrics_are_served() {
     ] {
         assert!(body.contains(family), "{family} exported");
     }
-    let (status, body) = http_get(server.http_addr, "/calls/abc").await;
-    assert_eq!(status, 400, "{body}");
+    let (status, body) = http_get(server.http_addr, "/api/v1/calls/abc").await;
+    assert_eq!(status, 404, "{body}");
     assert!(body.contains("\"error\""), "JSON error: {body}");
-    let (status, _) = http_get(server.http_addr, "/calls/999").await;
+    let (status, _) = http_get(server.http_addr, "/api/v1/calls/999").await;
     assert_eq!(status, 404);
-    let (status, body) = http_get(server.http_addr, "/calls").await;
+    let (status, body) = http_get(server.http_addr, "/api/v1/calls").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"calls\""), "{body}");
     let (status, body) = http_get(server.http_addr, "/nope").await;

@@ -89,8 +89,15 @@ async fn ready(sip: SocketAddr, http: SocketAddr, user: &str) -> AgentPhone {
     let client = Arc::new(SipClient::new(sip).await);
     let (call, _) = Call::place_as_agent(client, "*11", user, &password).await;
     assert!(call.expect_bye(Duration::from_secs(10)).await);
-    let want = format!("\"id\":\"{user}\",\"state\":\"available\"");
-    wait_http(http, "/agents", "the agent ready", |b| b.contains(&want)).await;
+    wait_http(http, "/api/v1/agents", "the agent ready", |b| {
+        serde_json::from_str::<serde_json::Value>(b).is_ok_and(|v| {
+            v["agents"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == user && x["state"] == "available")
+            })
+        })
+    })
+    .await;
     phone
 }
 
@@ -128,7 +135,7 @@ async fn a_kill_9_with_50_calls_up_loses_nothing_and_closes_them_interrupted() {
         assert_eq!(resp.status(), Some(200));
         calls.push(call);
     }
-    wait_http(http, "/agents", "both agents on a call", |b| {
+    wait_http(http, "/api/v1/agents", "both agents on a call", |b| {
         b.matches("\"on_call\"").count() == 2
     })
     .await;

@@ -85,7 +85,7 @@ async fn each_caller_rings_the_agent_with_the_skill_and_the_rest_wait_in_order()
     .await;
     // The one rung is the second caller: the first to come (its live record
     // is on_call with Ana, the third is still queued).
-    let (_, body) = http_get(server.http_addr, "/calls").await;
+    let (_, body) = http_get(server.http_addr, "/api/v1/calls").await;
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let calls = v["calls"].as_array().cloned().unwrap_or_default();
     let by_ticket = |ticket: &str| {

@@ -15,7 +15,7 @@ use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::sip::accounts::{Accounts, Presence};
 use crate::sip::AgentTarget;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -29,14 +29,37 @@ pub enum Feature {
     Logout,
 }
 
-/// One agent as `GET /agents` shows it.
+/// One agent as `GET /api/v1/agents` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AgentView {
     pub id: String,
+    pub name: String,
     #[serde(rename = "state")]
     pub status: AgentStatus,
     /// Why the agent is paused.
     pub reason: Option<String>,
+    /// Since when it is in this state (RFC 3339).
+    pub since: String,
+    /// Calls taken since it logged in.
+    pub calls: u32,
+}
+
+/// One queue as `GET /api/v1/queues` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueView {
+    pub name: String,
+    /// Callers waiting with a line.
+    pub waiting: usize,
+    /// Callers waiting for a callback (their line freed).
+    pub callbacks_pending: usize,
+    pub longest_wait_secs: f64,
+    /// Answered within the target over the last hour (`null`: none answered).
+    pub service_level: Option<f64>,
+    pub answered: u32,
+    pub abandoned: u32,
+    pub average_handle_secs: f64,
+    /// Agents who serve it, by state.
+    pub agents: BTreeMap<&'static str, u32>,
 }
 
 /// Why an agent's state was not changed.
@@ -271,6 +294,9 @@ enum Request {
     Statuses {
         reply: oneshot::Sender<Vec<AgentView>>,
     },
+    Queues {
+        reply: oneshot::Sender<Vec<QueueView>>,
+    },
 }
 
 /// Handle to the switchboard task.
@@ -355,8 +381,13 @@ impl Switchboard {
         cancel: CancellationToken,
         lines: Arc<LineCapacity>,
         store: Arc<dyn crate::tickets::TicketStore>,
+        events: crate::events::EventBus,
     ) -> Result<Switchboard, crate::acd::AcdConfigError> {
-        let agents = config.agents.iter().map(|a| a.id.clone()).collect();
+        let agents = config
+            .agents
+            .iter()
+            .map(|a| (a.id.clone(), a.name.clone()))
+            .collect();
         let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
         let acd = Acd::new(config)?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -364,6 +395,9 @@ impl Switchboard {
             gauges: Gauges::new(&queue_names, &metrics),
             acd,
             agents,
+            since: HashMap::new(),
+            started: crate::tickets::Millis::now(),
+            events,
             accounts,
             calls: HashMap::new(),
             consults: HashMap::new(),
@@ -525,6 +559,15 @@ impl Switchboard {
         rx.await.unwrap_or_default()
     }
 
+    /// Every queue's numbers now.
+    pub async fn queues(&self) -> Vec<QueueView> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Request::Queues { reply }).is_err() {
+            return vec![];
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// An agent's current state.
     pub async fn status(&self, agent: &str) -> Option<AgentStatus> {
         let (reply, rx) = oneshot::channel();
@@ -544,7 +587,13 @@ type Listener = (String, mpsc::UnboundedSender<QueueNews>);
 /// The switchboard's task: the ACD core and everything its actions need.
 struct Task {
     acd: Acd,
-    agents: Vec<String>,
+    /// Agents' ids and names, in the config's order.
+    agents: Vec<(String, String)>,
+    /// When each agent's state last changed.
+    since: HashMap<String, crate::tickets::Millis>,
+    /// When the switchboard started (every agent's state since then).
+    started: crate::tickets::Millis,
+    events: crate::events::EventBus,
     accounts: Arc<Accounts>,
     /// Calls the ACD holds, with their news channel.
     calls: HashMap<u64, Listener>,
@@ -697,6 +746,9 @@ impl Task {
             Request::Statuses { reply } => {
                 let _ = reply.send(self.statuses());
             }
+            Request::Queues { reply } => {
+                let _ = reply.send(self.queue_views());
+            }
             Request::Status { agent, reply } => {
                 let _ = reply.send(self.acd.agent_state(&agent).map(AgentStatus::of));
             }
@@ -785,7 +837,7 @@ impl Task {
     fn statuses(&self) -> Vec<AgentView> {
         self.agents
             .iter()
-            .filter_map(|a| {
+            .filter_map(|(a, name)| {
                 let s = self.acd.agent_state(a)?;
                 let reason = match s {
                     AgentState::Paused { reason } => Some(reason.clone()),
@@ -793,8 +845,46 @@ impl Task {
                 };
                 Some(AgentView {
                     id: a.clone(),
+                    name: name.clone(),
                     status: AgentStatus::of(s),
                     reason,
+                    since: self.since.get(a).copied().unwrap_or(self.started).rfc3339(),
+                    calls: self.acd.agent_calls(a).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn queue_views(&self) -> Vec<QueueView> {
+        let now = Instant::now();
+        self.gauges
+            .queues
+            .iter()
+            .filter_map(|(q, _)| {
+                let st = self.acd.queue_stats(q, now)?;
+                let a = &st.agents;
+                let by_state = [
+                    a.logged_out,
+                    a.available,
+                    a.offered,
+                    a.on_call,
+                    a.wrap_up,
+                    a.paused,
+                ];
+                Some(QueueView {
+                    name: q.clone(),
+                    waiting: st.waiting,
+                    callbacks_pending: st.callbacks_pending,
+                    longest_wait_secs: st.longest_wait.as_secs_f64(),
+                    service_level: st.service_level,
+                    answered: st.answered,
+                    abandoned: st.abandoned,
+                    average_handle_secs: st.average_handle_time.as_secs_f64(),
+                    agents: AgentStatus::ALL
+                        .iter()
+                        .map(|s| s.as_str())
+                        .zip(by_state)
+                        .collect(),
                 })
             })
             .collect()
@@ -908,7 +998,19 @@ impl Task {
                 after,
             } => return self.wrap_up_ended(agent, ticket, after),
             AcdAction::AgentStateChanged { agent, state } => {
-                tracing::info!(%agent, state = AgentStatus::of(&state).as_str(), "agent state");
+                let status = AgentStatus::of(&state);
+                tracing::info!(%agent, state = status.as_str(), "agent state");
+                let now = crate::tickets::Millis::now();
+                self.since.insert(agent.clone(), now);
+                self.events.publish(crate::events::Event::AgentState {
+                    agent,
+                    state: status.as_str().to_string(),
+                    reason: match state {
+                        AgentState::Paused { reason } => Some(reason),
+                        _ => None,
+                    },
+                    at: now.rfc3339(),
+                });
                 return;
             }
             other => return tracing::debug!(?other, "ACD action"),

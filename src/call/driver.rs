@@ -14,6 +14,7 @@ use super::{Background, Record, SdpSession};
 use crate::acd::driver::{QueueNews, Switchboard};
 use crate::acd::lines::{LineCapacity, LineGuard};
 use crate::acd::{CallId, TransferTarget};
+use crate::events::Event;
 use crate::http::live::{LiveCall, LiveCalls};
 use crate::ivr::IvrScript;
 use crate::media::clock::MediaClock;
@@ -26,7 +27,9 @@ use crate::sip::{
     AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
     LegEvent, OfferReply, ReferReply, SipStack,
 };
-use crate::tickets::{CallKey, Caller, Millis, NewCall, TicketStore, Write, Written};
+use crate::tickets::{
+    CallChange, CallKey, Caller, Millis, NewCall, TicketNumber, TicketStore, Write, Written,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +114,8 @@ pub struct CallContext {
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Tickets and their logbook: every support call's.
     pub store: Arc<dyn TicketStore>,
+    /// Where the desk and the webhooks hear what happens.
+    pub events: crate::events::EventBus,
     /// While the store fails, which new calls try to open a ticket.
     store_gate: crate::tickets::FailingGate,
     /// Each call's door for its agent's consultation call (by call id).
@@ -136,6 +141,7 @@ pub struct CallParts {
     pub lines: Arc<LineCapacity>,
     pub shutdown: CancellationToken,
     pub store: Arc<dyn TicketStore>,
+    pub events: crate::events::EventBus,
 }
 
 impl CallContext {
@@ -158,6 +164,7 @@ impl CallContext {
             live: Arc::new(LiveCalls::default()),
             http_addr: std::sync::OnceLock::new(),
             store: p.store,
+            events: p.events,
             store_gate: crate::tickets::FailingGate::new(Instant::now()),
             inboxes: std::sync::Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -216,7 +223,7 @@ impl CallContext {
             .get()
             .copied()
             .unwrap_or(self.settings.config.http_listen);
-        format!("<http://{http}/calls/{}>;purpose=info", id.0)
+        format!("<http://{http}/api/v1/calls/{}>;purpose=info", id.0)
     }
 }
 
@@ -349,6 +356,13 @@ fn new_call(call: &IncomingCall, language: String) -> NewCall {
     }
 }
 
+/// What a call tells the desks besides its ticket's changes.
+struct DeskNews {
+    arrived: Instant,
+    /// The agent last offered the call, or who has it.
+    agent: Option<String>,
+}
+
 /// One call, from its INVITE to its end.
 async fn run(
     ctx: &Arc<CallContext>,
@@ -457,6 +471,8 @@ struct CallIo {
     consult_id: Option<CallId>,
     /// The call's row in the ticket store, once its ticket is open.
     ticket_call: Option<CallKey>,
+    /// What the desk's events need that the store does not say.
+    desk: DeskNews,
 }
 
 /// The agent's consultation call's SIP side and its RTP port.
@@ -524,6 +540,10 @@ impl CallIo {
             colleague_media_rx,
             consult_id: None,
             ticket_call: None,
+            desk: DeskNews {
+                arrived: Instant::now(),
+                agent: None,
+            },
         }
     }
 
@@ -550,6 +570,15 @@ impl CallIo {
                 match self.ctx.store.write(w).await {
                     Ok(Written::Opened(o)) => {
                         self.ticket_call = Some(o.call);
+                        let caller = Caller::from_header(&self.call.from_uri);
+                        self.ctx.events.publish(Event::CallArrived {
+                            call: self.id.0,
+                            ticket: o.ticket.0,
+                            caller: caller.user,
+                            caller_name: caller.display,
+                            dialed: self.call.dialed.clone(),
+                            at: at.rfc3339(),
+                        });
                         Some(CallEvent::TicketOpened { ticket: o.ticket })
                     }
                     Ok(other) => {
@@ -567,11 +596,15 @@ impl CallIo {
                 let w = Write::Call {
                     call,
                     at,
-                    change,
+                    change: change.clone(),
                     entry,
                 };
-                if let Err(e) = self.ctx.store.write(w).await {
-                    tracing::warn!(error = %e, "a change of the call was not kept in its ticket");
+                match self.ctx.store.write(w).await {
+                    Ok(Written::Call { ticket }) => self.tell_desk(&change, ticket, at),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a change of the call was not kept in its ticket");
+                    }
                 }
                 None
             }
@@ -590,6 +623,67 @@ impl CallIo {
                 };
                 Some(CallEvent::TicketJoined { ticket })
             }
+        }
+    }
+
+    /// What the change committed means to the desks and the webhooks.
+    fn tell_desk(&mut self, ch: &CallChange, ticket: TicketNumber, at: Millis) {
+        let events = &self.ctx.events;
+        let id = self.id.0;
+        let at_s = at.rfc3339();
+        if let Some(result) = &ch.offer_ended {
+            if let Some(agent) = self.desk.agent.clone() {
+                events.publish(Event::OfferEnded {
+                    agent,
+                    call: id,
+                    ticket: ticket.0,
+                    result: result.clone(),
+                    at: at_s.clone(),
+                });
+            }
+        }
+        if let Some(agent) = &ch.offered {
+            self.desk.agent = Some(agent.clone());
+            let live = self.ctx.live.get(id);
+            let caller = Caller::from_header(&self.call.from_uri);
+            events.publish(Event::Offered {
+                agent: agent.clone(),
+                call: id,
+                ticket: ticket.0,
+                caller: caller.user,
+                caller_name: caller.display,
+                dialed: self.call.dialed.clone(),
+                language: live
+                    .as_ref()
+                    .map(|l| l.language.clone())
+                    .unwrap_or_default(),
+                queue: live.and_then(|l| l.queue),
+                waited_ms: u64::try_from(self.desk.arrived.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+                at: at_s.clone(),
+            });
+        }
+        if let Some(agent) = ch.answered_by.as_ref().or(ch.agent.as_ref()) {
+            self.desk.agent = Some(agent.clone());
+            events.publish(Event::Answered {
+                agent: agent.clone(),
+                call: id,
+                ticket: ticket.0,
+                caller: Caller::from_header(&self.call.from_uri).user,
+                at: at_s.clone(),
+            });
+        }
+        if let Some((outcome, by)) = &ch.ended {
+            events.publish(Event::Ended {
+                call: id,
+                ticket: ticket.0,
+                agent: self.desk.agent.clone(),
+                outcome: outcome.as_str().to_string(),
+                hung_up_by: by.clone(),
+                caller: Caller::from_header(&self.call.from_uri).user,
+                dialed: self.call.dialed.clone(),
+                at: at_s,
+            });
         }
     }
 

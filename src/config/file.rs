@@ -40,6 +40,86 @@ pub struct FileConfig {
     pub store: StoreSection,
     #[serde(default)]
     pub tickets: TicketsSection,
+    /// Supervisors by id: they sign in to the desk and see everything.
+    #[serde(default)]
+    pub supervisors: BTreeMap<String, SupervisorEntry>,
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub kb: KbSection,
+}
+
+/// The knowledge base's articles.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KbSection {
+    /// `<dir>/<language>/<id>.md` (format in `kb/README.md`).
+    #[serde(default = "default_kb_dir")]
+    pub dir: String,
+}
+
+impl Default for KbSection {
+    fn default() -> Self {
+        KbSection {
+            dir: default_kb_dir(),
+        }
+    }
+}
+
+fn default_kb_dir() -> String {
+    "../kb".into()
+}
+
+/// A supervisor: signs in to the desk with its id and password.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorEntry {
+    pub name: String,
+    pub password: String,
+}
+
+/// The HTTP API: sessions and the tokens scripts use.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// How long a desk sign-in lasts.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+    /// Bearer tokens by name: the SHA-256 of each (hex) and its role.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenEntry>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            session_hours: default_session_hours(),
+            tokens: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_session_hours() -> u32 {
+    12
+}
+
+/// A script's token: only its hash is kept.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: String,
+    /// `"supervisor"`, or `"agent"` with `agent` naming which.
+    pub role: TokenRole,
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    Supervisor,
+    Agent,
 }
 
 /// Tickets: how long each support level has to resolve one (its due time).
@@ -55,6 +135,23 @@ pub struct TicketsSection {
     /// Level 3 (an on-site visit), from its booking.
     #[serde(default = "default_level3_due")]
     pub level3_due_mins: u32,
+    /// Wrap-up codes an agent gives a ticket (its disposition).
+    #[serde(default = "default_dispositions")]
+    pub dispositions: Vec<String>,
+}
+
+fn default_dispositions() -> Vec<String> {
+    [
+        "solved",
+        "workaround",
+        "escalated",
+        "visit_booked",
+        "no_fault_found",
+        "caller_unreachable",
+        "duplicate",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for TicketsSection {
@@ -63,6 +160,7 @@ impl Default for TicketsSection {
             level1_due_mins: default_level1_due(),
             level2_due_mins: default_level2_due(),
             level3_due_mins: default_level3_due(),
+            dispositions: default_dispositions(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! problem at once, each naming the file, the key and (where known) the
 //! line.
 
-use super::file::FileConfig;
+use super::file::{FileConfig, TokenRole};
 use super::runtime::{Overrides, PortRange, RuntimeConfig, Trunk};
 use crate::acd::Fallback;
 use std::net::IpAddr;
@@ -141,6 +141,7 @@ impl RuntimeConfig {
                 err(k, "expected 1..=525600 minutes".into());
             }
         }
+        validate_api(&f, &mut err);
         for (name, q) in &f.queues {
             if q.due_mins.is_some_and(|m| !DUE.contains(&m)) {
                 err(
@@ -187,6 +188,7 @@ impl RuntimeConfig {
             rtp_timeout_secs: f.media.rtp_timeout_secs,
             inband_dtmf: f.media.inband_dtmf,
             ivr_dir: base.join(f.ivr.dir),
+            kb_dir: base.join(f.kb.dir),
             numbers: f.numbers,
             store: {
                 let data_dir = ov
@@ -218,7 +220,82 @@ impl RuntimeConfig {
             agents: f.agents,
             queues: f.queues,
             acd: f.acd,
+            supervisors: f.supervisors,
+            api: f.api,
+            dispositions: f.tickets.dispositions,
         })
+    }
+}
+
+/// Supervisors, tokens, sessions and dispositions.
+fn validate_api(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
+    let id_ok = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    };
+    for (id, s) in &f.supervisors {
+        if !id_ok(id) {
+            err(
+                &format!("supervisors.{id}"),
+                "expected an id of A-Z a-z 0-9 _ - .".into(),
+            );
+        }
+        if f.agents.contains_key(id) {
+            err(
+                &format!("supervisors.{id}"),
+                "is also an agent's id: a sign-in must name one person".into(),
+            );
+        }
+        if s.password.chars().count() < 8 {
+            err(
+                &format!("supervisors.{id}.password"),
+                "expected at least 8 characters".into(),
+            );
+        }
+    }
+    for (name, t) in &f.api.tokens {
+        let key = |k: &str| format!("api.tokens.{name}.{k}");
+        if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            err(
+                &key("sha256"),
+                "expected the token's SHA-256 as 64 hex digits (sha256sum of the token)".into(),
+            );
+        }
+        match (t.role, &t.agent) {
+            (TokenRole::Agent, Some(a)) if !f.agents.contains_key(a) => {
+                err(&key("agent"), format!("{a:?} is not an agent"))
+            }
+            (TokenRole::Agent, None) => err(
+                &key("agent"),
+                "a token with role \"agent\" names its agent".into(),
+            ),
+            (TokenRole::Supervisor, Some(_)) => err(
+                &key("agent"),
+                "only a token with role \"agent\" names an agent".into(),
+            ),
+            _ => {}
+        }
+    }
+    if !(1..=168).contains(&f.api.session_hours) {
+        err("api.session_hours", "expected 1..=168".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &f.tickets.dispositions {
+        if d.is_empty()
+            || d.len() > 40
+            || !d
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || !seen.insert(d)
+        {
+            err(
+                "tickets.dispositions",
+                format!("{d:?}: expected distinct codes of a-z 0-9 _"),
+            );
+        }
     }
 }
 

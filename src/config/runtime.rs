@@ -131,6 +131,8 @@ pub struct RuntimeConfig {
     pub rtp_timeout_secs: u32,
     pub inband_dtmf: bool,
     pub ivr_dir: PathBuf,
+    /// The knowledge base's articles.
+    pub kb_dir: PathBuf,
     pub numbers: BTreeMap<String, String>,
     pub data_dir: PathBuf,
     pub registrar: RegistrarSection,
@@ -138,6 +140,12 @@ pub struct RuntimeConfig {
     pub agents: BTreeMap<String, AgentEntry>,
     pub queues: BTreeMap<String, QueueEntry>,
     pub acd: AcdSection,
+    /// Who signs in to the desk besides the agents.
+    pub supervisors: BTreeMap<String, super::SupervisorEntry>,
+    /// Sessions and scripts' tokens.
+    pub api: super::ApiSection,
+    /// Wrap-up codes an agent gives a ticket.
+    pub dispositions: Vec<String>,
     /// The ticket store's files and durability.
     pub store: crate::tickets::sqlite::StoreOptions,
 }

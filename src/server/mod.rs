@@ -42,6 +42,8 @@ pub enum LoadProblem {
     },
     #[error("{file}: acd.callback_trunk: menu {menu:?} calls back a number the caller types, which needs a trunk (e.g. callback_trunk = \"sip:192.0.2.1:5060\")")]
     NoCallbackTrunk { file: String, menu: String },
+    #[error("knowledge base: {0}")]
+    Kb(#[from] crate::kb::KbError),
 }
 
 /// Why the controller could not start.
@@ -72,6 +74,7 @@ pub struct Loaded {
     pub ivr: Arc<IvrScript>,
     pub feature_ivr: Arc<IvrScript>,
     pub prompts: Arc<PromptLibrary>,
+    pub kb: Arc<crate::kb::Kb>,
 }
 
 /// Load the config, every IVR file and every sound they name. Returns every
@@ -137,12 +140,20 @@ pub fn load_all(config_path: &Path, ov: &Overrides) -> Result<Loaded, Vec<LoadPr
             None
         }
     };
-    match (prompts, problems.is_empty()) {
-        (Some(prompts), true) => Ok(Loaded {
+    let kb = match crate::kb::Kb::load(&config.kb_dir) {
+        Ok(kb) => Some(kb),
+        Err(es) => {
+            problems.extend(es.into_iter().map(LoadProblem::from));
+            None
+        }
+    };
+    match (prompts, kb, problems.is_empty()) {
+        (Some(prompts), Some(kb), true) => Ok(Loaded {
             config,
             ivr: Arc::new(ivr),
             feature_ivr: Arc::new(feature_ivr),
             prompts: Arc::new(prompts),
+            kb: Arc::new(kb),
         }),
         _ => Err(problems),
     }
@@ -178,9 +189,11 @@ impl Server {
             ivr,
             feature_ivr,
             prompts,
+            kb,
         } = loaded;
         let metrics = Metrics::new();
         let cancel = CancellationToken::new();
+        let events = crate::events::EventBus::new();
         // The ticket store first: without it no call can be taken. Calls a
         // crash (or a stop) left up are closed `interrupted` before any new one.
         let store =
@@ -223,6 +236,7 @@ impl Server {
             cancel.clone(),
             Arc::clone(&lines),
             Arc::clone(&store) as Arc<dyn TicketStore>,
+            events.clone(),
         )
         .map_err(|source| StartError::Acd {
             file: config.config_file.display().to_string(),
@@ -246,6 +260,7 @@ impl Server {
             lines,
             shutdown: cancel.child_token(),
             store: Arc::clone(&store) as Arc<dyn TicketStore>,
+            events: events.clone(),
         });
         let overload = Arc::new(crate::server::overload::Overload::default());
         overload.spawn_monitor(metrics.clone(), cancel.clone());
@@ -287,13 +302,20 @@ impl Server {
             .map_err(http_error)?;
         let http_addr = listener.local_addr().map_err(http_error)?;
         let _ = ctx.http_addr.set(http_addr);
-        let app = crate::http::router(
-            metrics.clone(),
-            Arc::clone(&overload),
-            Arc::clone(&ctx.live),
-            switchboard.clone(),
-            Arc::clone(&store),
-        );
+        let app = crate::http::router(crate::http::HttpParts {
+            metrics: metrics.clone(),
+            overload: Arc::clone(&overload),
+            live: Arc::clone(&ctx.live),
+            switchboard: switchboard.clone(),
+            store: Arc::clone(&store),
+            readers: Arc::new(crate::tickets::sqlite::ReaderPool::new(&config.store.path)),
+            auth: Arc::new(crate::http::auth::Auth::new(&config)),
+            events: events.clone(),
+            desk: crate::http::DeskConfig::from_config(&config),
+            kb,
+        });
+        crate::http::spawn_queue_ticker(switchboard.clone(), events.clone(), cancel.clone());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let http_cancel = cancel.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -423,6 +423,16 @@ pub enum Write {
         agent: String,
         after: u64,
     },
+    /// A person changes the ticket's status or gives it a disposition
+    /// (wrap-up code); each change is said in the logbook by its author.
+    Update {
+        ticket: TicketNumber,
+        at: Millis,
+        /// `agent:<id>` or `supervisor:<id>`.
+        author: String,
+        status: Option<TicketStatus>,
+        disposition: Option<String>,
+    },
     /// A logbook entry of its own (an agent's or a supervisor's notes).
     Append {
         ticket: TicketNumber,
@@ -509,6 +519,8 @@ pub struct TicketView {
     pub due: Option<Millis>,
     /// Past its due time and not resolved (when it was read).
     pub overdue: bool,
+    /// The wrap-up code an agent gave it.
+    pub disposition: Option<String>,
     /// A number the caller typed that named no ticket.
     pub typed_number: Option<String>,
     /// This ticket's call went on on that ticket (the caller typed it).
@@ -608,6 +620,14 @@ pub struct TicketFilter {
     pub since: Option<Millis>,
     /// Only those past their due time and not resolved.
     pub overdue: bool,
+    pub level: Option<u8>,
+    /// Words their logbook holds (the caller's name and number are in its
+    /// first entry).
+    pub text: Option<String>,
+    /// Only those numbered below (the cursor of the page before).
+    pub before: Option<TicketNumber>,
+    /// Only this one (a related ticket's summary).
+    pub number: Option<TicketNumber>,
     pub limit: usize,
 }
 

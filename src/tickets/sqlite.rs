@@ -115,7 +115,32 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE calls ADD COLUMN wrapup_ms INTEGER;
     "#,
+    // 5: the desk: a ticket's disposition (wrap-up code), the agents each
+    // ticket was offered to or taken by (what an agent may read), and the
+    // logbook's words for text search (FTS5; row id = ticket * 10^6 + seq).
+    r#"
+    ALTER TABLE tickets ADD COLUMN disposition TEXT;
+    CREATE TABLE ticket_agents (
+        agent TEXT NOT NULL,
+        ticket INTEGER NOT NULL REFERENCES tickets(number),
+        PRIMARY KEY (agent, ticket)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO ticket_agents (agent, ticket)
+        SELECT agent, ticket FROM calls WHERE agent IS NOT NULL;
+    INSERT OR IGNORE INTO ticket_agents (agent, ticket)
+        SELECT json_extract(o.value, '$.agent'), c.ticket FROM calls c, json_each(c.offers) o
+        WHERE json_extract(o.value, '$.agent') IS NOT NULL;
+    CREATE VIRTUAL TABLE logbook_words USING fts5(
+        text, content = '', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO logbook_words (rowid, text) SELECT ticket * 1000000 + seq, text FROM logbook;
+    CREATE TRIGGER logbook_words_in AFTER INSERT ON logbook
+        BEGIN INSERT INTO logbook_words (rowid, text) VALUES (NEW.ticket * 1000000 + NEW.seq, NEW.text); END;
+    "#,
 ];
+
+/// A logbook entry's row in the text index: ticket × this + seq.
+const WORDS_ROW: i64 = 1_000_000;
 
 /// The schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -590,6 +615,23 @@ fn write(
             agent,
             after,
         } => wrap_up(tx, key, *ticket, *at, agent, *after, c).map(|seq| Written::Appended { seq }),
+        Write::Update {
+            ticket,
+            at,
+            author,
+            status,
+            disposition,
+        } => update(
+            tx,
+            key,
+            *ticket,
+            *at,
+            author,
+            *status,
+            disposition.as_deref(),
+            c,
+        )
+        .map(|seq| Written::Appended { seq }),
         Write::Append { ticket, entry } => {
             exists(tx, *ticket)?;
             append(tx, key, *ticket, entry, c).map(|seq| Written::Appended { seq })
@@ -843,6 +885,69 @@ fn escalate(
     append(tx, key, ticket, &entry, c)
 }
 
+/// A person changes the status or gives a disposition: kept, and said by
+/// its author (the last entry's sequence number).
+#[allow(clippy::too_many_arguments)]
+fn update(
+    tx: &Transaction<'_>,
+    key: &ChainKey,
+    ticket: TicketNumber,
+    at: Millis,
+    author: &str,
+    status: Option<TicketStatus>,
+    disposition: Option<&str>,
+    c: &mut Counts,
+) -> Result<u64, StoreError> {
+    let was: String = row(
+        tx,
+        "SELECT status FROM tickets WHERE number = ?1",
+        [ticket.0 as i64],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or(StoreError::NoTicket(ticket))?;
+    let closed =
+        |s: Option<TicketStatus>| matches!(s, Some(TicketStatus::Resolved | TicketStatus::Closed));
+    let mut texts = Vec::new();
+    if let Some(st) = status {
+        run(
+            tx,
+            "UPDATE tickets SET status = ?2 WHERE number = ?1",
+            params![ticket.0 as i64, st.as_str()],
+        )
+        .map_err(db)?;
+        let was = TicketStatus::parse(&was);
+        c.open_delta += match (closed(was), closed(Some(st))) {
+            (false, true) => -1,
+            (true, false) => 1,
+            _ => 0,
+        };
+        texts.push(format!("Status changed to {}.", st.as_str()));
+    }
+    if let Some(d) = disposition {
+        run(
+            tx,
+            "UPDATE tickets SET disposition = ?2 WHERE number = ?1",
+            params![ticket.0 as i64, d],
+        )
+        .map_err(db)?;
+        texts.push(format!("Disposition: {d}."));
+    }
+    let mut seq = 0;
+    for text in texts {
+        let entry = NewEntry {
+            at,
+            author: author.to_string(),
+            call: None,
+            section: Section::Event,
+            text,
+        };
+        seq = append(tx, key, ticket, &entry, c)?;
+    }
+    Ok(seq)
+}
+
 /// The agent's wrap-up on its latest call on the ticket ended: the call
 /// keeps how long it took, and the logbook says so.
 fn wrap_up(
@@ -901,6 +1006,12 @@ fn callback(
     )
     .map_err(db)?;
     let call = CallKey(tx.last_insert_rowid());
+    run(
+        tx,
+        "INSERT OR IGNORE INTO ticket_agents (agent, ticket) VALUES (?1, ?2)",
+        params![agent, ticket.0 as i64],
+    )
+    .map_err(db)?;
     let text = format!("Calling the customer back: ringing {agent} first.");
     append(tx, key, ticket, &event(at, call, text), c)?;
     Ok(Opened { ticket, call })
@@ -1009,6 +1120,15 @@ fn change_call(
             "UPDATE calls SET offers = json_set(offers, '$[#-1].result', ?2)
              WHERE id = ?1 AND json_array_length(offers) > 0",
             &[&id, result],
+        )?;
+    }
+    for agent in [&ch.offered, &ch.answered_by, &ch.agent]
+        .into_iter()
+        .flatten()
+    {
+        exec(
+            "INSERT OR IGNORE INTO ticket_agents (agent, ticket) VALUES (?1, ?2)",
+            &[agent, &(row.ticket.0 as i64)],
         )?;
     }
     if let Some(agent) = &ch.offered {
@@ -1189,6 +1309,26 @@ fn interrupt(
     Ok(tickets)
 }
 
+/// What a person typed, as an FTS5 query: each word quoted (no operator
+/// gets through), all of them required, the last one as a prefix. `None`
+/// when no word is left.
+fn fts_query(typed: &str) -> Option<String> {
+    let words: Vec<String> = typed
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    let (last, rest) = words.split_last()?;
+    let mut q = rest.join(" ");
+    if !q.is_empty() {
+        q.push(' ');
+    }
+    q.push_str(last);
+    q.push('*');
+    Some(q)
+}
+
 /// Past its due time and not resolved.
 fn overdue(status: TicketStatus, due: Option<Millis>, now: Millis) -> bool {
     !matches!(status, TicketStatus::Resolved | TicketStatus::Closed) && due.is_some_and(|d| d < now)
@@ -1199,12 +1339,74 @@ fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
     serde_json::from_str(&s).unwrap_or_default()
 }
 
-/// A reading connection (the command line; later the API).
+/// A reading connection (the command line, the API).
 pub struct Reader {
     conn: Connection,
 }
 
+/// A few reading connections for the API, used on blocking threads so that
+/// a slow read never holds up the runtime.
+pub struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Reader>>,
+}
+
+/// Idle connections kept at most.
+const POOL_IDLE: usize = 4;
+
+impl ReaderPool {
+    pub fn new(path: &Path) -> ReaderPool {
+        ReaderPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` with a connection, on a blocking thread.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let idle = pool.idle.lock().ok().and_then(|mut v| v.pop());
+            let reader = match idle {
+                Some(r) => r,
+                None => Reader::open(&pool.path)?,
+            };
+            let out = f(&reader);
+            if let Ok(mut v) = pool.idle.lock() {
+                if v.len() < POOL_IDLE {
+                    v.push(reader);
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or(Err(StoreError::Stopped))
+    }
+}
+
 impl Reader {
+    /// Whether `agent` was offered or took a call on the ticket (what an
+    /// agent may read and write).
+    pub fn agent_may_see(&self, n: TicketNumber, agent: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM ticket_agents WHERE agent = ?1 AND ticket = ?2")
+            .and_then(|mut q| q.exists(params![agent, n.0 as i64]))
+            .map_err(db)
+    }
+
+    /// One ticket's line, as in a list.
+    pub fn summary(&self, n: TicketNumber) -> Result<Option<TicketSummary>, StoreError> {
+        let f = TicketFilter {
+            number: Some(n),
+            limit: 1,
+            ..TicketFilter::default()
+        };
+        Ok(self.list(&f)?.pop())
+    }
+
     /// Open the database read-only (it must exist and be of a schema this
     /// build knows).
     pub fn open(path: &Path) -> Result<Reader, StoreError> {
@@ -1254,9 +1456,26 @@ impl Reader {
             args.push(Box::new(q.clone()));
         }
         if let Some(a) = &f.agent {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM calls c WHERE c.ticket = t.number AND (c.agent = ? OR c.offers LIKE ?))");
+            sql.push_str(" AND t.number IN (SELECT ticket FROM ticket_agents WHERE agent = ?)");
             args.push(Box::new(a.clone()));
-            args.push(Box::new(format!("%\"agent\":\"{a}\"%")));
+        }
+        if let Some(l) = f.level {
+            sql.push_str(" AND t.level = ?");
+            args.push(Box::new(l));
+        }
+        if let Some(q) = f.text.as_deref().and_then(fts_query) {
+            sql.push_str(&format!(
+                " AND t.number IN (SELECT rowid / {WORDS_ROW} FROM logbook_words WHERE logbook_words MATCH ?)"
+            ));
+            args.push(Box::new(q));
+        }
+        if let Some(b) = f.before {
+            sql.push_str(" AND t.number < ?");
+            args.push(Box::new(b.0 as i64));
+        }
+        if let Some(n) = f.number {
+            sql.push_str(" AND t.number = ?");
+            args.push(Box::new(n.0 as i64));
         }
         if let Some(c) = &f.caller {
             sql.push_str(" AND t.caller_user = ?");
@@ -1318,7 +1537,7 @@ impl Reader {
             .query_row(
                 "SELECT status, level, caller_uri, caller_user, caller_display, dialed, language,
                         category, priority, created_at, updated_at, typed_number, merged_into,
-                        visit, due_at
+                        visit, due_at, disposition
                  FROM tickets WHERE number = ?1",
                 [n.0 as i64],
                 |r| {
@@ -1330,6 +1549,7 @@ impl Reader {
                         status,
                         due,
                         overdue: overdue(status, due, Millis::now()),
+                        disposition: r.get(15)?,
                         level: r.get(1)?,
                         caller: Caller {
                             uri: r.get(2)?,

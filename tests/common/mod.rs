@@ -87,49 +87,98 @@ pub fn peer_available(command: &str, arg: &str, package: &str) -> bool {
     found
 }
 
-/// GET a path from the server's HTTP listener (HTTP/1.0, no client crate).
+/// The shipped config's demo API token (a supervisor's).
+pub const DEMO_TOKEN: &str = "demo-token-change-me";
+
+/// GET a path from the server's HTTP listener (HTTP/1.0, no client crate),
+/// as a supervisor (the demo token).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    http_request(addr, "GET", path, None).await
+    let r = http_send(addr, "GET", path, &[("Authorization", &bearer())], None).await;
+    (r.status, r.body)
 }
 
-/// POST a JSON body.
+/// POST a JSON body, as a supervisor (the demo token).
 pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
-    http_request(addr, "POST", path, Some(json)).await
+    let r = http_send(
+        addr,
+        "POST",
+        path,
+        &[("Authorization", &bearer())],
+        Some(json),
+    )
+    .await;
+    (r.status, r.body)
 }
 
-async fn http_request(
+fn bearer() -> String {
+    format!("Bearer {DEMO_TOKEN}")
+}
+
+/// An HTTP reply: status, headers (names in lower case), body.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: not JSON ({}): {}", self.status, self.body))
+    }
+}
+
+/// Any request, with these headers and a JSON body if any.
+pub async fn http_send(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
     json: Option<&str>,
-) -> (u16, String) {
+) -> HttpReply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect http");
-    let body = json
-        .map(|j| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
-                j.len()
-            )
-        })
-        .unwrap_or_else(|| "\r\n".into());
-    let req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{body}");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match json {
+        Some(j) => req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+            j.len()
+        )),
+        None => req.push_str("\r\n"),
+    }
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// One sample of a metric from the exposition text (labels as written).

@@ -21,6 +21,9 @@ pub enum Answer {
     Busy,
     /// 180 only: it rings until cancelled.
     Never,
+    /// 180, then 200 with SDP this many milliseconds later (unless
+    /// cancelled meanwhile).
+    After(u64),
 }
 
 #[derive(Default)]
@@ -36,6 +39,8 @@ pub struct PhoneLog {
     /// The next packet's sequence number and timestamp (audio and keys share them).
     send_seq: u16,
     send_ts: u32,
+    /// Call-IDs of INVITEs cancelled while they rang.
+    cancelled: Vec<String>,
 }
 
 pub struct AgentPhone {
@@ -509,6 +514,13 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
                 &format!("Contact: <sip:phone@{me}>\r\n"),
                 "",
             )),
+            Some("CANCEL") => {
+                if let Ok(mut l) = log.lock() {
+                    l.cancelled
+                        .push(m.header("call-id").unwrap_or_default().to_string());
+                }
+                Some(response(&m, "200 OK", "", ""))
+            }
             Some("INVITE") => {
                 let offer = String::from_utf8_lossy(&m.body).into_owned();
                 if let Ok(mut l) = log.lock() {
@@ -525,14 +537,29 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
                     "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
                     rtp_addr.port()
                 );
-                Some(response(
+                let ok = response(
                     &m,
                     "200 OK",
                     &format!("Contact: <sip:phone@{me}>\r\nContent-Type: application/sdp\r\n"),
                     &sdp,
-                ))
+                );
+                match mode {
+                    Answer::After(ms) => {
+                        let (sip, log) = (Arc::clone(&sip), Arc::clone(&log));
+                        let cid = m.header("call-id").unwrap_or_default().to_string();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                            let gone = log.lock().map_or(true, |l| l.cancelled.contains(&cid));
+                            if !gone {
+                                let _ = sip.send_to(ok.as_bytes(), from).await;
+                            }
+                        });
+                        None
+                    }
+                    _ => Some(ok),
+                }
             }
-            Some("BYE") | Some("CANCEL") | Some("OPTIONS") | Some("INFO") | Some("NOTIFY") => {
+            Some("BYE") | Some("OPTIONS") | Some("INFO") | Some("NOTIFY") => {
                 Some(response(&m, "200 OK", "", ""))
             }
             _ => None,

@@ -678,3 +678,94 @@ async fn each_level_and_a_queue_of_its_own_set_the_due_time_and_the_overdue_are_
         .expect("joined");
     assert_eq!(due(b.ticket), Some(Millis(reopen_at.0 + 30 * MIN)));
 }
+
+#[tokio::test]
+async fn the_desk_finds_tickets_by_words_pages_them_and_knows_whose_they_are() {
+    let db = Db::new("desk");
+    let store = db.store();
+    let a = open(&store, "5550130").await;
+    let b = open(&store, "5550131").await;
+    let c = open(&store, "5550132").await;
+    let offered = CallChange {
+        offered: Some("ana".into()),
+        ..CallChange::default()
+    };
+    change(&store, b.call, 1_000, offered, "Offered to ana.").await;
+    store
+        .write(Write::Append {
+            ticket: a.ticket,
+            entry: NewEntry {
+                at: Millis(1_700_000_002_000),
+                author: "agent:bruno".into(),
+                call: None,
+                section: Section::Understanding,
+                text: "La impresora no imprime: atasco de papel en la bandeja 2.".into(),
+            },
+        })
+        .await
+        .expect("appended");
+    let seq = store
+        .write(Write::Update {
+            ticket: a.ticket,
+            at: Millis(1_700_000_003_000),
+            author: "agent:bruno".into(),
+            status: Some(TicketStatus::Resolved),
+            disposition: Some("solved".into()),
+        })
+        .await
+        .expect("updated");
+    assert_eq!(seq, Written::Appended { seq: 4 });
+    let r = db.reader();
+    let words = |q: &str| {
+        r.list(&TicketFilter {
+            text: Some(q.into()),
+            ..TicketFilter::default()
+        })
+        .expect("list")
+        .iter()
+        .map(|t| t.number)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(words("impresora atasco"), vec![a.ticket]);
+    assert_eq!(
+        words("IMPRESORA bandéja"),
+        vec![a.ticket],
+        "case and accents"
+    );
+    assert_eq!(words("impres"), vec![a.ticket], "the last word as a prefix");
+    assert_eq!(words("5550131"), vec![b.ticket], "the caller's number");
+    assert!(words("NEAR(\" OR *").is_empty(), "no operator gets through");
+    // Pages: newest first, the cursor continues below.
+    let page = |before: Option<TicketNumber>| {
+        r.list(&TicketFilter {
+            before,
+            limit: 2,
+            ..TicketFilter::default()
+        })
+        .expect("list")
+        .iter()
+        .map(|t| t.number)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(page(None), vec![c.ticket, b.ticket]);
+    assert_eq!(page(Some(b.ticket)), vec![a.ticket]);
+    // Ana was offered b only.
+    assert!(r.agent_may_see(b.ticket, "ana").expect("read"));
+    assert!(!r.agent_may_see(a.ticket, "ana").expect("read"));
+    let t = r.show(a.ticket).expect("read").expect("ticket");
+    assert_eq!(t.status, TicketStatus::Resolved);
+    assert_eq!(t.disposition.as_deref(), Some("solved"));
+    let said: Vec<_> = t
+        .logbook
+        .iter()
+        .map(|e| (e.author.as_str(), e.text.as_str()))
+        .collect();
+    assert!(said.contains(&("agent:bruno", "Status changed to resolved.")));
+    assert!(said.contains(&("agent:bruno", "Disposition: solved.")));
+    assert_eq!(
+        db.metrics.store.tickets_open.get(),
+        2,
+        "a resolved ticket is not open"
+    );
+    assert!(r.verify(&db.key()).expect("verify").is_empty());
+}
