@@ -14,7 +14,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::phone::{Answer, AgentPhone};
+use common::phone::{AgentPhone, Answer};
 use common::{Call, SipClient};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,10 @@ use std::time::Duration;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let Some(server) = args.get(1).and_then(|a| a.parse::<std::net::SocketAddr>().ok()) else {
+    let Some(server) = args
+        .get(1)
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+    else {
         eprintln!("usage: desk_demo SIP_ADDR [AGENT] [PASSWORD] [NUMBER] [RING_SECS] [TALK_SECS]");
         std::process::exit(2)
     };

@@ -14,6 +14,7 @@ pub mod acd;
 pub mod call;
 pub mod config;
 pub mod events;
+pub mod helpdesk;
 pub mod http;
 pub mod ivr;
 pub mod kb;

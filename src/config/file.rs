@@ -47,6 +47,21 @@ pub struct FileConfig {
     pub api: ApiSection,
     #[serde(default)]
     pub kb: KbSection,
+    #[serde(default)]
+    pub helpdesk: HelpdeskSection,
+}
+
+/// A helpdesk told of every call (Zammad's generic CTI webhooks).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelpdeskSection {
+    /// The CTI endpoint without its token: `http://IP:PORT/api/v1/cti`
+    /// (an IP address, never a name; plain HTTP). Unset: no webhooks.
+    #[serde(default)]
+    pub cti_url: Option<String>,
+    /// The endpoint's token (the last part of the URL Zammad shows).
+    #[serde(default)]
+    pub cti_token: Option<String>,
 }
 
 /// The knowledge base's articles.

@@ -167,6 +167,30 @@ impl RuntimeConfig {
                 );
             }
         }
+        let cti = match (&f.helpdesk.cti_url, &f.helpdesk.cti_token) {
+            (None, None) => None,
+            (Some(url), Some(token)) => match crate::helpdesk::CtiTarget::parse(url, token) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    err("helpdesk.cti_url", e);
+                    None
+                }
+            },
+            (Some(_), None) => {
+                err(
+                    "helpdesk.cti_token",
+                    "the CTI endpoint's token is needed with cti_url".into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                err(
+                    "helpdesk.cti_url",
+                    "the CTI endpoint, e.g. http://192.0.2.20:3000/api/v1/cti".into(),
+                );
+                None
+            }
+        };
         let (Some(sip_listen), Some(http_listen), Some(rtp_ports), true) =
             (sip_listen, http_listen, rtp_ports, errors.is_empty())
         else {
@@ -223,6 +247,7 @@ impl RuntimeConfig {
             supervisors: f.supervisors,
             api: f.api,
             dispositions: f.tickets.dispositions,
+            cti,
         })
     }
 }

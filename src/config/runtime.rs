@@ -146,6 +146,8 @@ pub struct RuntimeConfig {
     pub api: super::ApiSection,
     /// Wrap-up codes an agent gives a ticket.
     pub dispositions: Vec<String>,
+    /// Where the helpdesk webhooks go (`http://IP:PORT/path/<token>`).
+    pub cti: Option<crate::helpdesk::CtiTarget>,
     /// The ticket store's files and durability.
     pub store: crate::tickets::sqlite::StoreOptions,
 }

@@ -315,6 +315,15 @@ impl Server {
             kb,
         });
         crate::http::spawn_queue_ticker(switchboard.clone(), events.clone(), cancel.clone());
+        if let Some(target) = config.cti.clone() {
+            let names = config
+                .agents
+                .iter()
+                .map(|(id, a)| (id.clone(), a.name.clone()))
+                .collect();
+            tracing::info!(receiver = %target.addr, "helpdesk webhooks (Zammad CTI) on");
+            crate::helpdesk::start(target, &events, names, metrics.clone(), cancel.clone());
+        }
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let http_cancel = cancel.clone();
         tokio::spawn(async move {
