@@ -11,7 +11,6 @@
 //! seconds talking. Loopback only; it stops by itself.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::phone::{AgentPhone, Answer};
