@@ -7,8 +7,11 @@
 //! First a timed run per number of writers: each writer appends entries one
 //! after another (waiting for each commit, as a call does), ten to a ticket
 //! then a new ticket (a call's worth), for a few seconds; it prints
-//! entries/s and the percentiles of each entry's wait for its commit. Then criterion's benchmark of one durable
-//! append on its own (a commit per entry: the latency floor).
+//! entries/s and the percentiles of each entry's wait for its commit. Two
+//! kinds of entries: the system's events (what calls write, most of the
+//! logbook) and people's notes, which are also indexed for text search.
+//! Then criterion's benchmark of one durable append on its own (a commit
+//! per entry: the latency floor).
 
 use centralita::metrics::Metrics;
 use centralita::tickets::sqlite::{StoreOptions, Synchronous};
@@ -63,8 +66,21 @@ fn entry(i: u64) -> NewEntry {
     }
 }
 
-/// `writers` tasks appending for `secs`: entries/s and commit waits.
-fn timed(writers: usize, secs: u64) {
+/// An event the system writes about a call.
+fn event(i: u64) -> NewEntry {
+    NewEntry {
+        at: Millis::now(),
+        author: "system".into(),
+        call: None,
+        section: Section::Event,
+        text: format!("Offered to agent{} (1 phone(s) ringing).", i % 20),
+    }
+}
+
+/// `writers` tasks appending `kind` entries for `secs`: entries/s and
+/// commit waits.
+fn timed(writers: usize, secs: u64, kind: (&'static str, fn(u64) -> NewEntry)) {
+    let (what, make) = kind;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +110,7 @@ fn timed(writers: usize, secs: u64) {
                     let w = s
                         .write(Write::Append {
                             ticket,
-                            entry: entry(n),
+                            entry: make(n),
                         })
                         .await;
                     assert!(matches!(w, Ok(Written::Appended { .. })), "{w:?}");
@@ -116,7 +132,7 @@ fn timed(writers: usize, secs: u64) {
         waits.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "store, synchronous=FULL, {writers} writer(s), {secs} s: {:.0} entries/s ({count} entries); commit wait p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "store, synchronous=FULL, {what}, {writers} writer(s), {secs} s: {:.0} entries/s ({count} entries); commit wait p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         count as f64 / secs as f64,
         pct(0.5),
         pct(0.99),
@@ -127,8 +143,13 @@ fn timed(writers: usize, secs: u64) {
 }
 
 fn bench(c: &mut Criterion) {
-    timed(1, 5);
-    timed(64, 5);
+    for kind in [
+        ("system events", event as fn(u64) -> NewEntry),
+        ("people's notes (indexed)", entry),
+    ] {
+        timed(1, 5, kind);
+        timed(64, 5, kind);
+    }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (s, dir) = store("criterion");
     let t = rt.block_on(open_ticket(&s, 0));

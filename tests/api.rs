@@ -487,10 +487,18 @@ async fn an_agent_works_its_ticket_through_the_api_and_sees_no_one_elses() {
     assert_eq!(entry["author"], "agent:ana");
     assert_eq!(entry["section"], "understanding");
     assert!(t["due"].is_string(), "a level-1 time limit");
-    // Found by its words, by the supervisor.
-    let found = get(http, "/api/v1/tickets?text=impresora%20oficina", &sara)
-        .await
-        .json();
+    // Found by its words (indexed between the store's commits), by the
+    // supervisor.
+    let mut found = Value::Null;
+    for _ in 0..100 {
+        found = get(http, "/api/v1/tickets?text=impresora%20oficina", &sara)
+            .await
+            .json();
+        if found["tickets"][0]["number"] == 100_001 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(found["tickets"][0]["number"], 100_001, "{found}");
     let changed = next_event(&mut sara_events, "ticket_changed").await;
     assert_eq!(

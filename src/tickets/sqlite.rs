@@ -117,9 +117,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 5: the desk: a ticket's disposition (wrap-up code), the agents each
     // ticket was offered to or taken by (what an agent may read), and the
-    // logbook's words for text search (FTS5; row id = ticket * 10^6 + seq).
+    // words of the logbook for text search (FTS5; row id = ticket * 10^6 +
+    // seq): what people write, and the first entry, which names the caller
+    // (the system's other entries are found by the list's other filters).
+    // An entry waits in `logbook_words_queue` (durable, cheap) until the
+    // writer indexes the queue in one go, between groups: indexing inside
+    // every group's commit halved the store's throughput.
     r#"
     ALTER TABLE tickets ADD COLUMN disposition TEXT;
+    CREATE INDEX tickets_by_status_number ON tickets(status, number);
+    CREATE INDEX tickets_by_level_number ON tickets(level, number);
     CREATE TABLE ticket_agents (
         agent TEXT NOT NULL,
         ticket INTEGER NOT NULL REFERENCES tickets(number),
@@ -131,16 +138,32 @@ const MIGRATIONS: &[&str] = &[
         SELECT json_extract(o.value, '$.agent'), c.ticket FROM calls c, json_each(c.offers) o
         WHERE json_extract(o.value, '$.agent') IS NOT NULL;
     CREATE VIRTUAL TABLE logbook_words USING fts5(
-        text, content = '', tokenize = 'unicode61 remove_diacritics 2'
+        text, content = '', tokenize = 'unicode61 remove_diacritics 2',
+        detail = none, columnsize = 0
     );
-    INSERT INTO logbook_words (rowid, text) SELECT ticket * 1000000 + seq, text FROM logbook;
+    INSERT INTO logbook_words (rowid, text) SELECT ticket * 1000000 + seq, text FROM logbook
+        WHERE section != 'event' OR seq = 1;
+    CREATE TABLE logbook_words_queue (row INTEGER PRIMARY KEY, text TEXT NOT NULL);
     CREATE TRIGGER logbook_words_in AFTER INSERT ON logbook
-        BEGIN INSERT INTO logbook_words (rowid, text) VALUES (NEW.ticket * 1000000 + NEW.seq, NEW.text); END;
+        WHEN NEW.section != 'event' OR NEW.seq = 1
+        BEGIN
+            INSERT INTO logbook_words_queue (row, text)
+            VALUES (NEW.ticket * 1000000 + NEW.seq, NEW.text);
+        END;
     "#,
 ];
 
 /// A logbook entry's row in the text index: ticket × this + seq.
 const WORDS_ROW: i64 = 1_000_000;
+
+/// Entries indexed for text search in one go, at most.
+const INDEX_BATCH: i64 = 4_096;
+
+/// Under steady load, the words are indexed at least this often.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The most matches read from the text index at a time.
+const TEXT_CHUNK: i64 = 4_096;
 
 /// The schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -194,6 +217,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 enum Job {
     Write(Box<Write>, Reply<Written>),
     Interrupt(Millis, Reply<Vec<TicketNumber>>),
+    /// Index every entry waiting for text search, then answer.
+    IndexWords(Reply<()>),
 }
 
 /// The SQLite store: a handle on its writer thread.
@@ -258,6 +283,14 @@ impl SqliteStore {
             metrics,
             failing,
         })
+    }
+
+    /// Index every entry still waiting for text search (the writer does
+    /// it between groups by itself; tests and a stop ask for it now).
+    pub async fn index_words(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::IndexWords(reply))?;
+        rx.await.unwrap_or(Err(StoreError::Stopped))
     }
 
     /// Whether the last group of writes failed to commit.
@@ -394,6 +427,7 @@ struct Writer {
 
 /// A write's answer, held until its group is committed.
 enum Answer {
+    Indexed(Reply<()>),
     Write(Reply<Written>, Result<Written, StoreError>),
     Interrupt(
         Reply<Vec<TicketNumber>>,
@@ -415,6 +449,9 @@ impl Answer {
     fn send(self, failed: Option<&str>) {
         let fail = |_| StoreError::Database(failed.unwrap_or_default().to_string());
         match self {
+            Answer::Indexed(r) => {
+                let _ = r.send(Ok(()));
+            }
             Answer::Write(r, v) => {
                 let _ = r.send(match failed {
                     Some(_) => v.and_then(|_| Err(fail(()))),
@@ -433,7 +470,29 @@ impl Answer {
 
 impl Writer {
     fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
+        // What a crash left unindexed.
+        self.index_words();
+        let mut indexed = Instant::now();
+        // Whether entries may wait to be indexed.
+        let mut dirty = false;
+        loop {
+            let first = if dirty {
+                match jobs.recv_timeout(INDEX_EVERY) {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.index_words();
+                        indexed = Instant::now();
+                        dirty = false;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match jobs.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                }
+            };
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match jobs.try_recv() {
@@ -442,7 +501,60 @@ impl Writer {
                 }
             }
             self.metrics.pending.sub(group.len() as i64);
-            self.commit(group);
+            let (asked, writes): (Vec<Job>, Vec<Job>) = group
+                .into_iter()
+                .partition(|j| matches!(j, Job::IndexWords(_)));
+            if !writes.is_empty() {
+                self.commit(writes);
+                dirty = true;
+            }
+            // The words, between groups: when asked, after a quiet
+            // INDEX_EVERY, and under steady load at least that often.
+            if !asked.is_empty() || indexed.elapsed() >= INDEX_EVERY {
+                self.index_words();
+                indexed = Instant::now();
+                dirty = false;
+            }
+            for j in asked {
+                if let Job::IndexWords(reply) = j {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+        self.index_words();
+    }
+
+    /// Index the entries waiting for text search (a batch at a time, each
+    /// in a transaction of its own).
+    fn index_words(&mut self) {
+        loop {
+            let r = (|| -> rusqlite::Result<usize> {
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let n = run(
+                    &tx,
+                    "INSERT INTO logbook_words (rowid, text)
+                     SELECT row, text FROM logbook_words_queue ORDER BY row LIMIT ?1",
+                    [INDEX_BATCH],
+                )?;
+                run(
+                    &tx,
+                    "DELETE FROM logbook_words_queue
+                     WHERE row IN (SELECT row FROM logbook_words_queue ORDER BY row LIMIT ?1)",
+                    [INDEX_BATCH],
+                )?;
+                tx.commit()?;
+                Ok(n)
+            })();
+            match r {
+                Ok(n) if n as i64 == INDEX_BATCH => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the logbook's words could not be indexed (kept for later)");
+                    return;
+                }
+            }
         }
     }
 
@@ -560,6 +672,7 @@ fn apply(
             });
             Answer::Write(reply, r.and_then(|_| out.take().ok_or(StoreError::Stopped)))
         }
+        Job::IndexWords(reply) => Answer::Indexed(reply),
         Job::Interrupt(at, reply) => {
             let mut out = Vec::new();
             let r = run(&mut |tx, c| {
@@ -1434,7 +1547,71 @@ impl Reader {
 
     /// Tickets matching `f`, newest first.
     pub fn list(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>, StoreError> {
-        let mut sql = String::from(
+        let limit = if f.limit == 0 {
+            100
+        } else {
+            f.limit.min(100_000)
+        };
+        let Some(words) = f.text.as_deref().and_then(fts_query) else {
+            return self.page(f, None, limit);
+        };
+        // Words: walk the text index from the newest entries down, a chunk
+        // at a time, and keep the tickets the other filters accept (the
+        // work is bounded by what matches, not by the store's size).
+        let mut below = f
+            .before
+            .map_or(i64::MAX, |b| (b.0 as i64).saturating_mul(WORDS_ROW));
+        let mut out: Vec<TicketSummary> = Vec::new();
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid FROM logbook_words WHERE logbook_words MATCH ?1 AND rowid < ?2
+                 ORDER BY rowid DESC LIMIT ?3",
+            )
+            .map_err(db)?;
+        // Twice a page's worth first (what a desk's search usually needs),
+        // more each time after.
+        let mut chunk = (limit as i64 * 2).clamp(64, TEXT_CHUNK);
+        while out.len() < limit {
+            let rows: Vec<i64> = q
+                .query_map(params![words, below, chunk], |r| r.get(0))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            below = *last;
+            let mut numbers: Vec<i64> = rows.iter().map(|r| r / WORDS_ROW).collect();
+            numbers.dedup();
+            numbers.retain(|n| out.last().is_none_or(|t| (*n as u64) < t.number.0));
+            if numbers.is_empty() {
+                continue;
+            }
+            let found = self.page(f, Some(&numbers), limit - out.len())?;
+            out.extend(found);
+            if rows.len() < chunk as usize {
+                break;
+            }
+            chunk = (chunk * 2).min(TEXT_CHUNK);
+        }
+        Ok(out)
+    }
+
+    /// One page of `f` (its words aside); among `numbers` when given.
+    fn page(
+        &self,
+        f: &TicketFilter,
+        numbers: Option<&[i64]>,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        // An agent's tickets are read from its own index, newest first.
+        let (from, order) = match &f.agent {
+            Some(_) => (
+                "FROM ticket_agents ta JOIN tickets t ON t.number = ta.ticket WHERE ta.agent = ?",
+                "ta.ticket",
+            ),
+            None => ("FROM tickets t WHERE 1 = 1", "t.number"),
+        };
+        let mut sql = format!(
             "SELECT t.number, t.status, t.level, t.caller_uri, t.dialed, t.category,
                     t.created_at, t.updated_at, t.entries,
                     (SELECT count(*) FROM calls c WHERE c.ticket = t.number),
@@ -1442,9 +1619,12 @@ impl Reader {
                     (SELECT c.agent FROM calls c WHERE c.ticket = t.number ORDER BY c.id DESC LIMIT 1),
                     (SELECT count(*) FROM calls c WHERE c.ticket = t.number AND c.outcome IS NULL),
                     t.due_at
-             FROM tickets t WHERE 1 = 1",
+             {from}"
         );
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(a) = &f.agent {
+            args.push(Box::new(a.clone()));
+        }
         if let Some(s) = f.status {
             sql.push_str(" AND t.status = ?");
             args.push(Box::new(s.as_str()));
@@ -1455,22 +1635,16 @@ impl Reader {
             );
             args.push(Box::new(q.clone()));
         }
-        if let Some(a) = &f.agent {
-            sql.push_str(" AND t.number IN (SELECT ticket FROM ticket_agents WHERE agent = ?)");
-            args.push(Box::new(a.clone()));
-        }
         if let Some(l) = f.level {
             sql.push_str(" AND t.level = ?");
             args.push(Box::new(l));
         }
-        if let Some(q) = f.text.as_deref().and_then(fts_query) {
-            sql.push_str(&format!(
-                " AND t.number IN (SELECT rowid / {WORDS_ROW} FROM logbook_words WHERE logbook_words MATCH ?)"
-            ));
-            args.push(Box::new(q));
+        if let Some(ns) = numbers {
+            let list: Vec<String> = ns.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" AND t.number IN ({})", list.join(",")));
         }
         if let Some(b) = f.before {
-            sql.push_str(" AND t.number < ?");
+            sql.push_str(&format!(" AND {order} < ?"));
             args.push(Box::new(b.0 as i64));
         }
         if let Some(n) = f.number {
@@ -1490,12 +1664,7 @@ impl Reader {
             sql.push_str(" AND t.due_at < ? AND t.status NOT IN ('resolved', 'closed')");
             args.push(Box::new(now.0));
         }
-        sql.push_str(" ORDER BY t.number DESC LIMIT ?");
-        let limit = if f.limit == 0 {
-            100
-        } else {
-            f.limit.min(100_000)
-        };
+        sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ?"));
         args.push(Box::new(limit as i64));
         let mut q = self.conn.prepare(&sql).map_err(db)?;
         let rows = q

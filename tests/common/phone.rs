@@ -41,6 +41,9 @@ pub struct PhoneLog {
     send_ts: u32,
     /// Call-IDs of INVITEs cancelled while they rang.
     cancelled: Vec<String>,
+    /// When each new INVITE reached the phone (the wall clock, as a
+    /// browser's Date.now() reads it).
+    pub invited_at: Vec<std::time::SystemTime>,
 }
 
 pub struct AgentPhone {
@@ -503,6 +506,14 @@ async fn answer_loop(sip: Arc<UdpSocket>, rtp: Arc<UdpSocket>, log: Arc<Mutex<Ph
             continue;
         }
         if let Ok(mut l) = log.lock() {
+            let new_invite = m.method() == Some("INVITE")
+                && m.header("to").is_some_and(|t| !t.contains("tag="))
+                && !l.requests.iter().any(|r| {
+                    r.method() == Some("INVITE") && r.header("call-id") == m.header("call-id")
+                });
+            if new_invite {
+                l.invited_at.push(std::time::SystemTime::now());
+            }
             l.requests.push(m.clone());
         }
         let mode = log.lock().map(|l| l.answer).unwrap_or_default();

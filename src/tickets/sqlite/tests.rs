@@ -715,6 +715,7 @@ async fn the_desk_finds_tickets_by_words_pages_them_and_knows_whose_they_are() {
         .await
         .expect("updated");
     assert_eq!(seq, Written::Appended { seq: 4 });
+    store.index_words().await.expect("indexed");
     let r = db.reader();
     let words = |q: &str| {
         r.list(&TicketFilter {
