@@ -22,6 +22,7 @@ pub mod media;
 pub mod metrics;
 pub mod server;
 pub mod sip;
+pub mod text;
 pub mod tickets;
 
 /// The files of the sans-IO decision cores: no tokio, no socket, no clock.

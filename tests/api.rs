@@ -555,22 +555,8 @@ async fn an_agent_works_its_ticket_through_the_api_and_sees_no_one_elses() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // And the logbook verifies.
-    let out = std::process::Command::new(common::binary::BIN)
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/centralita.toml"),
-            "logbook",
-            "verify",
-            "--data-dir",
-        ])
-        .arg(server.store_options().path.parent().expect("dir"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, said) = common::binary::logbook_verifies(&server);
+    assert!(ok, "{said}");
     drop(phone);
     server.shutdown().await;
 }

@@ -261,20 +261,8 @@ async fn an_agent_gets_the_pop_writes_the_logbook_and_wraps_up_in_a_real_browser
     .await;
     wait_status(&server, "ana", "available").await;
     // The logbook verifies.
-    let out = Command::new(common::binary::BIN)
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/centralita.toml"),
-        ])
-        .args(["logbook", "verify", "--data-dir"])
-        .arg(server.store_options().path.parent().expect("dir"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, said) = common::binary::logbook_verifies(&server);
+    assert!(ok, "{said}");
     // The pop's delay: from the INVITE reaching the phone to the pop drawn.
     phone.set_answer(Answer::Never);
     let mut delays = Vec::new();

@@ -862,15 +862,7 @@ impl Task {
             .iter()
             .filter_map(|(q, _)| {
                 let st = self.acd.queue_stats(q, now)?;
-                let a = &st.agents;
-                let by_state = [
-                    a.logged_out,
-                    a.available,
-                    a.offered,
-                    a.on_call,
-                    a.wrap_up,
-                    a.paused,
-                ];
+                let by_state = st.agents.by_state();
                 Some(QueueView {
                     name: q.clone(),
                     waiting: st.waiting,
@@ -1170,15 +1162,7 @@ fn publish(acd: &Acd, gauges: &Gauges) {
             g.answered.set(i64::from(st.answered));
             g.abandoned.set(i64::from(st.abandoned));
             g.handle_time.set(st.average_handle_time.as_secs_f64());
-            let a = &st.agents;
-            let by_state = [
-                a.logged_out,
-                a.available,
-                a.offered,
-                a.on_call,
-                a.wrap_up,
-                a.paused,
-            ];
+            let by_state = st.agents.by_state();
             for (gauge, n) in g.agents.iter().zip(by_state) {
                 gauge.set(i64::from(n));
             }

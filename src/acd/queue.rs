@@ -37,6 +37,21 @@ pub struct AgentCounts {
     pub paused: u32,
 }
 
+impl AgentCounts {
+    /// The counts in the order of the driver's `AgentStatus::ALL`:
+    /// logged out, available, offered, on a call, wrap-up, paused.
+    pub fn by_state(&self) -> [u32; 6] {
+        [
+            self.logged_out,
+            self.available,
+            self.offered,
+            self.on_call,
+            self.wrap_up,
+            self.paused,
+        ]
+    }
+}
+
 /// Metrics snapshot of one queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueStats {

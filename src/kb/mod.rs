@@ -202,7 +202,10 @@ impl Kb {
         let Ok(conn) = self.index.lock() else {
             return Vec::new();
         };
-        let words = s.words.as_deref().and_then(fts_query);
+        let words = s
+            .words
+            .as_deref()
+            .and_then(|t| crate::text::fts_query(t, crate::text::Words::Any));
         let mut sql = String::from("SELECT id, language, category, title, keywords, ");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         match &words {
@@ -248,25 +251,6 @@ impl Kb {
             Err(_) => Vec::new(),
         }
     }
-}
-
-/// Words as an FTS5 query: each quoted (no operator gets through), all
-/// required but for the last, which is a prefix; `None` when none is left.
-fn fts_query(typed: &str) -> Option<String> {
-    let words: Vec<String> = typed
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    let (last, rest) = words.split_last()?;
-    let mut q = rest.join(" OR ");
-    if !q.is_empty() {
-        q.push_str(" OR ");
-    }
-    q.push_str(last);
-    q.push('*');
-    Some(q)
 }
 
 /// One file: its front matter checked, its body kept.

@@ -1422,26 +1422,6 @@ fn interrupt(
     Ok(tickets)
 }
 
-/// What a person typed, as an FTS5 query: each word quoted (no operator
-/// gets through), all of them required, the last one as a prefix. `None`
-/// when no word is left.
-fn fts_query(typed: &str) -> Option<String> {
-    let words: Vec<String> = typed
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    let (last, rest) = words.split_last()?;
-    let mut q = rest.join(" ");
-    if !q.is_empty() {
-        q.push(' ');
-    }
-    q.push_str(last);
-    q.push('*');
-    Some(q)
-}
-
 /// Past its due time and not resolved.
 fn overdue(status: TicketStatus, due: Option<Millis>, now: Millis) -> bool {
     !matches!(status, TicketStatus::Resolved | TicketStatus::Closed) && due.is_some_and(|d| d < now)
@@ -1552,7 +1532,11 @@ impl Reader {
         } else {
             f.limit.min(100_000)
         };
-        let Some(words) = f.text.as_deref().and_then(fts_query) else {
+        let Some(words) = f
+            .text
+            .as_deref()
+            .and_then(|t| crate::text::fts_query(t, crate::text::Words::All))
+        else {
             return self.page(f, None, limit);
         };
         // Words: walk the text index from the newest entries down, a chunk

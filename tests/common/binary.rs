@@ -37,3 +37,29 @@ pub fn start_binary<S: AsRef<OsStr>>(args: &[S]) -> (Child, String) {
     };
     (child, line)
 }
+
+/// Whether `centralita logbook verify` passes on the server's store (the
+/// command line, as an operator runs it); what it said.
+pub fn logbook_verifies(server: &centralita::server::Server) -> (bool, String) {
+    let dir = server
+        .store_options()
+        .path
+        .parent()
+        .expect("the data dir")
+        .to_path_buf();
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/centralita.toml"),
+            "logbook",
+            "verify",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .expect("run centralita logbook verify");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
