@@ -138,8 +138,7 @@ const MIGRATIONS: &[&str] = &[
         SELECT json_extract(o.value, '$.agent'), c.ticket FROM calls c, json_each(c.offers) o
         WHERE json_extract(o.value, '$.agent') IS NOT NULL;
     CREATE VIRTUAL TABLE logbook_words USING fts5(
-        text, content = '', tokenize = 'unicode61 remove_diacritics 2',
-        detail = none, columnsize = 0
+        text, content = '', tokenize = 'unicode61 remove_diacritics 2'
     );
     INSERT INTO logbook_words (rowid, text) SELECT ticket * 1000000 + seq, text FROM logbook
         WHERE section != 'event' OR seq = 1;
