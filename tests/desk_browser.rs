@@ -120,15 +120,29 @@ async fn wait_text(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool)
     }
 }
 
+/// An element once it is shown (the page shows the sign-in form after it
+/// asked who is signed in), bounded.
+async fn visible(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let start = Instant::now();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if e.is_displayed().await.unwrap_or(false) {
+                return e;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {css} to show"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn sign_in(c: &Client, http: SocketAddr, user: &str, password: &str) {
     c.goto(&format!("http://{http}/desk/"))
         .await
         .expect("open the desk");
-    let u = c
-        .wait()
-        .for_element(Locator::Css("#login-user"))
-        .await
-        .expect("the sign-in form");
+    let u = visible(c, "#login-user").await;
     u.send_keys(user).await.expect("type");
     c.find(Locator::Css("#login-password"))
         .await
@@ -176,10 +190,7 @@ async fn an_agent_gets_the_pop_writes_the_logbook_and_wraps_up_in_a_real_browser
     let driver = Driver::start().await;
     let c = driver.browser().await;
     sign_in(&c, http, "ana", "ana-demo-1234").await;
-    c.wait()
-        .for_element(Locator::Css("#state"))
-        .await
-        .expect("the agent's desk");
+    visible(&c, "#idle").await;
     shot(&c, "1-agent-signed-in").await;
     // Ana's phone rings 3 s before it answers; the pop comes first.
     let phone = AgentPhone::ready(&server, "ana").await;
