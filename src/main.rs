@@ -274,12 +274,13 @@ fn check_config(path: &std::path::Path) -> std::process::ExitCode {
     match load_all(path, &Overrides::default()) {
         Ok(l) => {
             println!(
-                "{}: OK ({} numbers, {} IVR menus, {} prompts in {} languages)",
+                "{}: OK ({} numbers, {} IVR menus, {} prompts in {} languages, {} knowledge-base articles)",
                 path.display(),
                 l.config.numbers.len(),
                 l.ivr.menu_names().len(),
                 l.ivr.prompt_names().len(),
-                l.config.languages.len()
+                l.config.languages.len(),
+                l.kb.articles()
             );
             std::process::ExitCode::SUCCESS
         }

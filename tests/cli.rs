@@ -44,6 +44,33 @@ fn check_config_accepts_the_shipped_configuration() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("OK"), "{stdout}");
+    assert!(stdout.contains("26 knowledge-base articles"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_a_malformed_knowledge_base_article() {
+    let dir = temp_dir("kb");
+    std::fs::create_dir_all(dir.join("kb/es")).expect("kb dir");
+    std::fs::write(
+        dir.join("kb/es/sin-cabecera.md"),
+        "## Pasos\n1. Reinicie.\n",
+    )
+    .expect("write");
+    let shipped = std::fs::read_to_string(Path::new(ROOT).join("config/centralita.toml"))
+        .expect("shipped config");
+    let config = shipped
+        .replace("../sounds", &format!("{ROOT}/sounds"))
+        .replace("../ivr", &format!("{ROOT}/ivr"))
+        .replace("dir = \"../kb\"", "dir = \"kb\"");
+    std::fs::write(dir.join("centralita.toml"), config).expect("write config");
+    let stderr = check_config_fails(&dir.join("centralita.toml"));
+    assert!(
+        stderr.contains("knowledge base")
+            && stderr.contains("sin-cabecera.md")
+            && stderr.contains("+++"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

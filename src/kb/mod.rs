@@ -176,6 +176,15 @@ impl Kb {
         self.articles.is_empty()
     }
 
+    /// How many articles there are, each counted once whatever its
+    /// languages.
+    pub fn articles(&self) -> usize {
+        let mut ids: Vec<&str> = self.articles.keys().map(|(_, id)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
     /// An article by id, in `language` if it has one, else in any.
     pub fn get_in(&self, id: &str, language: &str) -> Option<&Article> {
         self.articles
