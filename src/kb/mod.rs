@@ -246,19 +246,21 @@ impl Kb {
                 language: r.get(1)?,
                 category: r.get(2)?,
                 title: r.get(3)?,
-                keywords: r
-                    .get::<_, String>(4)?
-                    .split(' ')
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                keywords: Vec::new(),
                 snippet: r.get(5)?,
             })
         });
-        match rows {
+        let mut found: Vec<Found> = match rows {
             Ok(rows) => rows.flatten().collect(),
             Err(_) => Vec::new(),
+        };
+        // The keywords as written (the index holds them as words).
+        for f in &mut found {
+            if let Some(a) = self.articles.get(&(f.language.clone(), f.id.clone())) {
+                f.keywords = a.keywords.clone();
+            }
         }
+        found
     }
 }
 
