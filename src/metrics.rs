@@ -44,15 +44,18 @@ pub enum TransferHow {
     /// The in-call feature code (`##` + target + `#`, or the consultation's
     /// hand-over code).
     Keypad,
+    /// The desk (the API): an escalation that moves the caller on.
+    Desk,
 }
 
 impl TransferHow {
-    pub const ALL: [TransferHow; 2] = [TransferHow::Refer, TransferHow::Keypad];
+    pub const ALL: [TransferHow; 3] = [TransferHow::Refer, TransferHow::Keypad, TransferHow::Desk];
 
     pub fn label(self) -> &'static str {
         match self {
             TransferHow::Refer => "refer",
             TransferHow::Keypad => "keypad",
+            TransferHow::Desk => "desk",
         }
     }
 }

@@ -669,3 +669,68 @@ async fn a_supervisor_reads_everything_pages_tickets_and_sees_queues_and_the_kno
     drop(ana);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalating_to_level_2_can_move_the_caller_on_the_line_to_another_queue() {
+    let server = start_server().await;
+    let http = server.http_addr;
+    let ana = sign_in(http, "ana", "ana-demo-1234").await;
+    let phone = AgentPhone::ready(&server, "ana").await;
+    let mut caller = caller_put_through(&server, "201", &phone, "ana").await;
+    // Asked wrongly: a re-queue comes with level 2, to a queue that exists.
+    for (body, field) in [
+        (r#"{"requeue":"general"}"#, "requeue"),
+        (r#"{"level":2,"requeue":"nowhere"}"#, "requeue"),
+    ] {
+        let r = send(http, "PATCH", "/api/v1/tickets/100001", &ana, body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        assert_eq!(error_of(&r).1.as_deref(), Some(field));
+    }
+    // Ana escalates and the caller goes on waiting in the general queue.
+    let r = send(
+        http,
+        "PATCH",
+        "/api/v1/tickets/100001",
+        &ana,
+        r#"{"level":2,"requeue":"general"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["level"], 2);
+    wait_metric(&server, "centralita_queue_waiting{queue=\"general\"}", 1.0).await;
+    wait_until(WAIT, "the BYE to Ana's phone", || {
+        !phone.requests("BYE").is_empty()
+    })
+    .await;
+    let t = wait_ticket_entry(http, &ana, "Transferred (desk) to queue general.").await;
+    assert_eq!(t["calls"][0]["transfers"][0]["how"], "desk");
+    // Once the caller has left her, there is no one to re-queue.
+    let r = send(
+        http,
+        "PATCH",
+        "/api/v1/tickets/100001",
+        &ana,
+        r#"{"level":2,"requeue":"general"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(caller.bye().await, Some(200));
+    drop(phone);
+    server.shutdown().await;
+}
+
+/// Wait until ticket 100001's logbook holds `text` (read as `cookie`).
+async fn wait_ticket_entry(http: SocketAddr, cookie: &str, text: &str) -> Value {
+    let mut t = Value::Null;
+    for _ in 0..100 {
+        t = get(http, "/api/v1/tickets/100001", cookie).await.json();
+        if t["logbook"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["text"] == text))
+        {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{text:?} not in the logbook: {t}");
+}

@@ -366,8 +366,12 @@ async function cite() {
 
 function setupEscalate() {
   const form = $('escalate-form');
+  for (const q of config.queues || []) $('requeue').append(h('option', { value: q.name }, q.name));
   for (const r of form.querySelectorAll('input[name=level]')) {
-    r.onchange = () => { $('visit-fields').hidden = form.level.value !== '3'; };
+    r.onchange = () => {
+      $('visit-fields').hidden = form.level.value !== '3';
+      $('requeue-field').hidden = form.level.value !== '2';
+    };
   }
   form.onsubmit = async (ev) => {
     ev.preventDefault();
@@ -375,6 +379,7 @@ function setupEscalate() {
     $('escalate-error').textContent = '';
     const level = Number(form.level.value);
     const body = { level };
+    if (level === 2 && $('requeue').value && mode === 'talking') body.requeue = $('requeue').value;
     if (level === 3) {
       const when = $('visit-when').value;
       body.visit = {

@@ -458,6 +458,8 @@ struct CallIo {
     outcome: Option<CallOutcome>,
     /// The agent's consultation calls arrive here.
     inbox: mpsc::UnboundedReceiver<Box<ConsultArrival>>,
+    /// What the agent's desk asks of the call.
+    desk_rx: mpsc::UnboundedReceiver<crate::http::live::DeskCommand>,
     /// The agent's consultation call, while there is one.
     consult_leg: Option<ConsultLegIo>,
     consult_media: Option<MediaSession>,
@@ -486,6 +488,7 @@ struct ConsultLegIo {
 impl Drop for CallIo {
     fn drop(&mut self) {
         self.ctx.close_inbox(self.id);
+        self.ctx.live.close_door(self.id.0);
     }
 }
 
@@ -506,6 +509,7 @@ impl CallIo {
         let (consult_media_tx, consult_media_rx) = mpsc::unbounded_channel();
         let (colleague_media_tx, colleague_media_rx) = mpsc::unbounded_channel();
         let inbox = ctx.open_inbox(id);
+        let desk_rx = ctx.live.open_door(id.0);
         CallIo {
             ctx,
             id,
@@ -531,6 +535,7 @@ impl CallIo {
             shutdown_told: false,
             outcome: None,
             inbox,
+            desk_rx,
             consult_leg: None,
             consult_media: None,
             consult_media_tx,
@@ -738,6 +743,9 @@ impl CallIo {
                 Some((leg, ev)) = self.agent_rx.recv() => self.agent_event(leg, ev),
                 Some(news) = self.news_rx.recv() => Some(CallEvent::Acd(news)),
                 Some(arrival) = self.inbox.recv() => self.consult_arrived(*arrival),
+                Some(cmd) = self.desk_rx.recv() => Some(match cmd {
+                    crate::http::live::DeskCommand::Transfer(to) => CallEvent::DeskTransfer { to },
+                }),
                 ev = consult_leg_event(&mut self.consult_leg) => self.consult_leg_event(ev),
                 Some(ev) = self.consult_media_rx.recv() => consult_media_event(ev),
                 Some(ev) = self.colleague_media_rx.recv() => colleague_media_event(ev),

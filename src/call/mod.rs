@@ -270,6 +270,11 @@ pub enum AcdRequest {
 /// What happened to the call, reported to its core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
+    /// The agent's desk asks to move the caller on (a re-queue that comes
+    /// with an escalation).
+    DeskTransfer {
+        to: crate::acd::TransferTarget,
+    },
     /// The ACD applied the agent's feature code (`known`: the agent exists).
     FeatureApplied {
         known: bool,

@@ -342,6 +342,10 @@ pub(super) struct ChangeRequest {
     level: Option<u8>,
     #[serde(default)]
     visit: Option<VisitRequest>,
+    /// With level 2: move the caller still on the line to this queue (the
+    /// ticket goes with it).
+    #[serde(default)]
+    requeue: Option<String>,
 }
 
 fn visit_of(v: Option<VisitRequest>) -> Result<Visit, ApiError> {
@@ -413,6 +417,16 @@ pub(super) async fn change(
             "expected 2 (experts) or 3 (an on-site visit): a ticket does not go back to level 1",
         )),
     };
+    let requeue = match &req.requeue {
+        None => None,
+        Some(_) if !matches!(level, Some(Level::Two)) => {
+            return Err(bad_field("requeue", "a re-queue comes with level 2"))
+        }
+        Some(q) if !st.desk.queues.iter().any(|c| &c.name == q) => {
+            return Err(bad_field("requeue", format!("no queue {q:?}")))
+        }
+        Some(q) => Some(q.clone()),
+    };
     if status.is_none() && req.disposition.is_none() && level.is_none() {
         return Err(bad_field(
             "status",
@@ -420,6 +434,28 @@ pub(super) async fn change(
         ));
     }
     may_see(&st, &who, n).await?;
+    // The call to move: this ticket's, talking with its agent (an agent's
+    // own call only).
+    let moving = match &requeue {
+        None => None,
+        Some(q) => {
+            let label = n.to_string();
+            let call = st.live.all().into_iter().find(|c| {
+                c.ticket == label
+                    && c.state == crate::call::CallState::OnCall
+                    && who.agent().is_none_or(|me| c.agent.as_deref() == Some(me))
+            });
+            match call {
+                Some(c) => Some((c.id, q.clone())),
+                None => return Err(error(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "no call on ticket {n} is talking with its agent now: nobody to re-queue"
+                    ),
+                )),
+            }
+        }
+    };
     let at = Millis::now();
     if let Some(level) = level {
         let w = Write::Escalate {
@@ -439,6 +475,13 @@ pub(super) async fn change(
             disposition: req.disposition,
         };
         st.store.write(w).await.map_err(store_error)?;
+    }
+    if let Some((call, queue)) = moving {
+        // The call's core asks the ACD; the logbook says how it went.
+        st.live.ask(
+            call,
+            crate::http::live::DeskCommand::Transfer(crate::acd::TransferTarget::Queue(queue)),
+        );
     }
     changed(&st, n, &who);
     view(&st, n).await

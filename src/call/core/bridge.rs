@@ -97,6 +97,20 @@ impl CallCore {
         }
     }
 
+    /// The agent's desk moves the caller on (an escalation that re-queues
+    /// it): as the keypad's transfer, asked of the ACD.
+    pub(super) fn desk_transfer(&mut self, to: TransferTarget) {
+        let pending = matches!(&self.phase, Phase::Bridged(b) if b.transfer.is_some());
+        if !matches!(self.phase, Phase::Bridged(_)) || pending {
+            tracing::info!(
+                "a transfer from the desk, but the caller is not talking with its agent"
+            );
+            return;
+        }
+        tracing::info!(?to, "the desk transfers the caller");
+        self.request_transfer(TransferHow::Desk, to);
+    }
+
     /// Ask the ACD; the bridge stays until it answers.
     pub(super) fn request_transfer(&mut self, how: TransferHow, to: TransferTarget) {
         let Phase::Bridged(b) = &mut self.phase else {
@@ -130,7 +144,7 @@ impl CallCore {
         if !gone && self.legs.remove(&leg) {
             self.emit(match t.how {
                 TransferHow::Refer => CallAction::TransferDone { leg },
-                TransferHow::Keypad => CallAction::HangUpAgent { leg },
+                TransferHow::Keypad | TransferHow::Desk => CallAction::HangUpAgent { leg },
             });
         }
         let to_agent = matches!(t.to, TransferTarget::Agent(_));

@@ -438,6 +438,7 @@ impl CallCore {
             CallEvent::TicketOpened { ticket } => self.ticket_opened(now, ticket),
             CallEvent::TicketFailed => self.ticket_failed(),
             CallEvent::TicketJoined { ticket } => self.ticket_joined(ticket),
+            CallEvent::DeskTransfer { to } => self.desk_transfer(to),
         }
         self.sync_timers();
     }
