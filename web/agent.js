@@ -249,7 +249,7 @@ async function saveEntry(ev) {
 async function refreshLogbook() {
   const tk = await loadTicket();
   const wrap = $('logbook-wrap');
-  if (tk && wrap) { clear(wrap).append(logbook(tk.logbook || [])); renderDue(); }
+  if (tk && wrap) { clear(wrap).append(logbook(tk.logbook || [])); renderDue(); suggest(tk); }
 }
 
 // --- Wrap-up -------------------------------------------------------------
@@ -307,6 +307,8 @@ async function saveWrapup(ev) {
 
 // --- Knowledge base ------------------------------------------------------
 
+/** Articles for the ticket: its queue's category, ranked by what the
+ * caller chose in the menus and what the agent wrote about the problem. */
 async function suggest(tk) {
   const list = $('kb-suggest');
   if (!list) return;
@@ -315,9 +317,18 @@ async function suggest(tk) {
     const queue = (config.queues || []).find((q) => q.name === (tk?.category || cur?.queue));
     const cat = (queue?.skills || []).find((s) => kbCategories.includes(s))
       || (kbCategories.includes(tk?.category) ? tk.category : null);
-    const q = cat ? `/kb?category=${encodeURIComponent(cat)}&language=${language()}&limit=6`
-      : `/kb?q=${encodeURIComponent(tk?.category || '')}&language=${language()}&limit=6`;
-    const { articles } = await api.get(q);
+    const calls = tk?.calls || [];
+    const menus = (calls[calls.length - 1]?.ivr_path || []).map((s) => s.menu);
+    const notes = (tk?.logbook || []).filter((e) => e.section === 'understanding').map((e) => e.text);
+    const words = [...notes, ...menus].join(' ').slice(0, 240);
+    const params = new URLSearchParams({ language: language(), limit: '6' });
+    if (cat) params.set('category', cat);
+    if (words.trim()) params.set('q', words);
+    let { articles } = await api.get(`/kb?${params}`);
+    if (!articles.length && cat) {
+      params.delete('q');
+      ({ articles } = await api.get(`/kb?${params}`));
+    }
     fillArticles(list, articles);
   } catch { /* suggestions are a help, not a need */ }
 }
