@@ -63,16 +63,21 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn filter_of(q: ListQuery, who: &Principal) -> Result<TicketFilter, ApiError> {
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(TicketStatus::parse(s).ok_or_else(|| {
+/// A status as asked for, if one was.
+fn status_of(s: Option<&str>) -> Result<Option<TicketStatus>, ApiError> {
+    s.map(|s| {
+        TicketStatus::parse(s).ok_or_else(|| {
             bad_field(
                 "status",
                 "expected open, in_progress, escalated, resolved or closed",
             )
-        })?),
-    };
+        })
+    })
+    .transpose()
+}
+
+fn filter_of(q: ListQuery, who: &Principal) -> Result<TicketFilter, ApiError> {
+    let status = status_of(q.status.as_deref())?;
     let level = match q.level.as_deref() {
         None => None,
         Some(l) => Some(
@@ -389,15 +394,7 @@ pub(super) async fn change(
 ) -> Reply {
     let n = number_of(&number)?;
     let req = json_body(body)?;
-    let status = match req.status.as_deref() {
-        None => None,
-        Some(s) => Some(TicketStatus::parse(s).ok_or_else(|| {
-            bad_field(
-                "status",
-                "expected open, in_progress, escalated, resolved or closed",
-            )
-        })?),
-    };
+    let status = status_of(req.status.as_deref())?;
     if let Some(d) = &req.disposition {
         if !st.desk.dispositions.contains(d) {
             return Err(bad_field(

@@ -935,6 +935,19 @@ fn open_ticket(
     })
 }
 
+/// A ticket's status as stored (`NoTicket` if there is none).
+fn status_of(tx: &Transaction<'_>, ticket: TicketNumber) -> Result<String, StoreError> {
+    row(
+        tx,
+        "SELECT status FROM tickets WHERE number = ?1",
+        [ticket.0 as i64],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or(StoreError::NoTicket(ticket))
+}
+
 /// Level 2, or level 3 with its visit: the ticket is escalated and its
 /// logbook says so (the entry's sequence number).
 #[allow(clippy::too_many_arguments)]
@@ -948,15 +961,7 @@ fn escalate(
     level: &super::Level,
     c: &mut Counts,
 ) -> Result<u64, StoreError> {
-    let status: String = row(
-        tx,
-        "SELECT status FROM tickets WHERE number = ?1",
-        [ticket.0 as i64],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(db)?
-    .ok_or(StoreError::NoTicket(ticket))?;
+    let status = status_of(tx, ticket)?;
     let (n, visit, text) = match level {
         super::Level::Two => (2, None, "Escalated to level 2 (experts).".to_string()),
         super::Level::Three(v) => (
@@ -1010,15 +1015,7 @@ fn update(
     disposition: Option<&str>,
     c: &mut Counts,
 ) -> Result<u64, StoreError> {
-    let was: String = row(
-        tx,
-        "SELECT status FROM tickets WHERE number = ?1",
-        [ticket.0 as i64],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(db)?
-    .ok_or(StoreError::NoTicket(ticket))?;
+    let was = status_of(tx, ticket)?;
     let closed =
         |s: Option<TicketStatus>| matches!(s, Some(TicketStatus::Resolved | TicketStatus::Closed));
     let mut texts = Vec::new();
