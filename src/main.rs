@@ -65,7 +65,8 @@ enum TicketsCommand {
         /// 1, 2 or 3 (an on-site visit).
         #[arg(long)]
         level: Option<u8>,
-        /// Words in its logbook (the caller's name and number among them).
+        /// Words people wrote in its logbook (one word is also tried as the
+        /// caller's number).
         #[arg(long)]
         text: Option<String>,
         #[arg(long, default_value_t = 100)]

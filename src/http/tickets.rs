@@ -444,12 +444,14 @@ pub(super) async fn change(
             });
             match call {
                 Some(c) => Some((c.id, q.clone())),
-                None => return Err(error(
-                    StatusCode::CONFLICT,
-                    format!(
+                None => {
+                    return Err(error(
+                        StatusCode::CONFLICT,
+                        format!(
                         "no call on ticket {n} is talking with its agent now: nobody to re-queue"
                     ),
-                )),
+                    ))
+                }
             }
         }
     };
