@@ -1548,7 +1548,7 @@ impl Reader {
                 ..f.clone()
             };
             out.extend(self.page(&by_caller, None, limit)?);
-            out.sort_by(|a, b| b.number.cmp(&a.number));
+            out.sort_by_key(|t| std::cmp::Reverse(t.number));
             out.dedup_by_key(|t| t.number);
             out.truncate(limit);
         }
