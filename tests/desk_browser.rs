@@ -192,22 +192,37 @@ async fn an_agent_gets_the_pop_writes_the_logbook_and_wraps_up_in_a_real_browser
     sign_in(&c, http, "ana", "ana-demo-1234").await;
     visible(&c, "#idle").await;
     shot(&c, "1-agent-signed-in").await;
-    // Ana's phone rings 3 s before it answers; the pop comes first.
+    // Ana's phone rings 3 s before it answers; the pop comes first. The
+    // caller walks the menus: Spanish (1), then software (1).
     let phone = AgentPhone::ready(&server, "ana").await;
     phone.set_answer(Answer::After(3000));
     let client = Arc::new(SipClient::new(server.sip_addr).await);
-    let (mut caller, _) = Call::place(client, "201", "0 101").await;
+    let (mut caller, _) = Call::place(client, "soporte", "0 101").await;
+    caller.wait_packets(5, WAIT).await;
+    caller.send_rfc4733('1').await;
+    wait_metric(
+        &server,
+        "centralita_ivr_menu_entries_total{menu=\"principal\"}",
+        1.0,
+    )
+    .await;
+    caller.send_rfc4733('1').await;
     wait_text(&c, "#pop-ticket", "the pop", |t| t.contains("100001")).await;
     assert_eq!(
         server.agent_status("ana").await.map(|s| s.as_str()),
         Some("offered"),
         "the pop is drawn while the phone still rings"
     );
-    // The caller's menus, from the ticket.
-    wait_text(&c, "#pop", "the queue in the pop", |t| {
-        t.contains("software")
+    // The caller's menus and keys, from the ticket, while it still rings.
+    wait_text(&c, "#pop", "the menus in the pop", |t| {
+        t.contains("software") && t.contains("principal")
     })
     .await;
+    assert_eq!(
+        server.agent_status("ana").await.map(|s| s.as_str()),
+        Some("offered"),
+        "the IVR choice is shown before the phone answers"
+    );
     shot(&c, "2-screen-pop").await;
     wait_status(&server, "ana", "on_call").await;
     // Ana writes what the problem is.

@@ -13,6 +13,7 @@ const STATES = ['available', 'paused', 'logged_out'];
 let config = null;
 let agents = [];
 let queues = [];
+let calls = [];
 let tick = null;
 let reloadSoon = null;
 
@@ -50,9 +51,10 @@ async function reload() {
     ]);
     queues = q.queues;
     agents = a.agents;
+    calls = c.calls;
     renderQueues();
     renderAgents();
-    renderCalls(c.calls);
+    renderCalls(calls);
     renderDue(due.tickets, open.tickets);
   } catch (e) { if (e.status !== 401) toast(t('err.generic', { msg: e.message }), true); }
 }
@@ -108,9 +110,11 @@ function renderAgents(onlyTimes = false) {
         toast(err.status === 409 ? t('err.nophone') : t('err.generic', { msg: err.message }), true);
       }
     } }, h('option', { value: '' }, t('sup.set')), STATES.map((s) => h('option', { value: s }, t(`state.${s}`))));
+    const call = calls.find((c) => c.agent === a.id);
     body.append(h('tr', { dataset: { agent: a.id } },
       h('td', {}, h('strong', {}, a.name), h('span', { class: 'item-sub' }, a.id)),
-      h('td', {}, h('span', { class: `pill ${a.state}` }, t(`state.${a.state}`) + (a.reason ? ` · ${a.reason}` : ''))),
+      h('td', {}, h('span', { class: `pill ${a.state}` }, t(`state.${a.state}`) + (a.reason ? ` · ${a.reason}` : '')),
+        call ? h('button', { type: 'button', class: 'btn ghost small', onclick: () => openTicket(call.ticket) }, `#${call.ticket}`) : null),
       h('td', { class: 'since' }, duration(Date.now() - new Date(a.since).getTime())),
       h('td', {}, String(a.calls)),
       h('td', {}, sel)));
