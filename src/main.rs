@@ -323,12 +323,15 @@ fn run_inner(path: &std::path::Path, args: &RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
+        // Listening for the stop signals before anything is said to be up:
+        // a SIGTERM right after the start-up line is a clean stop too.
+        let stop = stop_signals();
         let server = Server::start(loaded, ServerOptions::default()).await?;
         eprintln!(
             "centralita: SIP on {}, HTTP on http://{}",
             server.sip_addr, server.http_addr
         );
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("shutting down: refusing new calls, hanging up active ones");
         tokio::time::timeout(Duration::from_secs(4), server.shutdown())
             .await
@@ -340,25 +343,21 @@ fn run_inner(path: &std::path::Path, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that completes on Ctrl-C or SIGTERM; both are listened for
+/// from the moment this is called.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = ctrl_c.await;
     }
 }
