@@ -45,6 +45,7 @@ pub const SANS_IO_CORES: &[&str] = &[
     "src/acd/strategy.rs",
     "src/acd/config.rs",
     "src/acd/lines.rs",
+    "src/acd/erlang.rs",
     "src/ivr/engine.rs",
     "src/ivr/script.rs",
     "src/ivr/mod.rs",

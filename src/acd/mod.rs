@@ -80,6 +80,7 @@ mod agent;
 mod config;
 mod core;
 pub mod driver;
+pub mod erlang;
 pub mod lines;
 mod queue;
 mod strategy;
