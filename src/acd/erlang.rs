@@ -31,7 +31,7 @@ pub fn erlang_b(servers: u32, erlangs: f64) -> f64 {
 /// The most traffic `servers` lines carry with at most `blocking` of the
 /// calls blocked (the inverse of [`erlang_b`] in the traffic), to 1e-9 E.
 pub fn erlang_b_capacity(servers: u32, blocking: f64) -> f64 {
-    if servers == 0 || !(blocking > 0.0) {
+    if servers == 0 || blocking.is_nan() || blocking <= 0.0 {
         return 0.0;
     }
     if blocking >= 1.0 {
@@ -81,7 +81,7 @@ pub fn service_level(agents: u32, erlangs: f64, aht_secs: f64, threshold_secs: f
     if a == 0.0 {
         return 1.0;
     }
-    if n <= a || !(aht_secs > 0.0) {
+    if n <= a || aht_secs.is_nan() || aht_secs <= 0.0 {
         return 0.0;
     }
     sl_from_c(n, a, erlang_c(agents, a), aht_secs, threshold_secs)
