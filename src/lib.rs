@@ -46,6 +46,7 @@ pub const SANS_IO_CORES: &[&str] = &[
     "src/acd/config.rs",
     "src/acd/lines.rs",
     "src/acd/erlang.rs",
+    "src/acd/staffing.rs",
     "src/ivr/engine.rs",
     "src/ivr/script.rs",
     "src/ivr/mod.rs",

@@ -5,8 +5,8 @@
 //! `centralita_…`, counters end in `_total`, units in `_seconds`.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// How a call ended, the label of `centralita_calls_total`.
@@ -210,7 +210,16 @@ pub struct Metrics {
     /// Helpdesk webhooks by result (`sent`, `failed`, `dropped`).
     pub webhooks: IntCounterVec,
     // --- Lines and load
-    pub lines_in_use: IntGauge,
+    /// Lines configured, and those kept for other uses.
+    pub lines: IntGauge,
+    pub lines_reserved: IntGauge,
+    /// Lines taken, by phase (`crate::acd::lines::LinePhase`).
+    pub lines_in_use: IntGaugeVec,
+    pub line_occupancy: Gauge,
+    pub line_seconds: CounterVec,
+    /// The trunk's offered traffic (15 min) and its Erlang B blocking.
+    pub lines_offered_erlangs: Gauge,
+    pub lines_blocking: Gauge,
     /// Callers their agent holds now.
     pub calls_on_hold: IntGauge,
     /// 1 while new calls are refused for overload (src/server/overload.rs).
@@ -232,8 +241,165 @@ pub struct Metrics {
     pub queue_handle_time: GaugeVec,
     pub queue_agents: IntGaugeVec,
     pub queue_calls: IntCounterVec,
+    pub queue: QueueKpis,
+    pub staffing: StaffingMetrics,
+    /// Per agent: time logged in, and time handling calls (talk + wrap-up).
+    pub agent_logged_in_seconds: CounterVec,
+    pub agent_handling_seconds: CounterVec,
+    pub build_info: IntGaugeVec,
     // --- Tickets and the logbook
     pub store: StoreMetrics,
+}
+
+/// The queue KPIs as the industry defines them: counters and histograms
+/// per queue, from which service level, ASA, AHT and abandonment are
+/// computed over any window in PromQL (and summed across nodes).
+#[derive(Clone)]
+pub struct QueueKpis {
+    pub offered: IntCounterVec,
+    pub answered: IntCounterVec,
+    pub answered_within: IntCounterVec,
+    pub abandoned: IntCounterVec,
+    pub abandoned_within: IntCounterVec,
+    pub short_abandoned: IntCounterVec,
+    /// Wait before answer, wait before abandon, talk, wrap-up.
+    pub wait: HistogramVec,
+    pub abandon_wait: HistogramVec,
+    pub talk: HistogramVec,
+    pub wrap_up: HistogramVec,
+    /// The rolling window's average speed of answer.
+    pub average_speed_of_answer: GaugeVec,
+    /// The queue's targets, for alerts and panels to compare with.
+    pub service_level_target: GaugeVec,
+    pub service_level_threshold: GaugeVec,
+    pub max_wait: GaugeVec,
+}
+
+/// Erlang C staffing per queue, recomputed once a second.
+#[derive(Clone)]
+pub struct StaffingMetrics {
+    pub offered_erlangs: GaugeVec,
+    pub agents_needed: GaugeVec,
+    pub agents_short: GaugeVec,
+    pub expected_service_level: GaugeVec,
+    pub expected_asa: GaugeVec,
+}
+
+/// Buckets of the wait histograms (seconds), before each queue's
+/// service-level threshold is added.
+const WAIT_BUCKETS: [f64; 12] = [
+    5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+];
+
+impl QueueKpis {
+    fn new(r: &Registry, thresholds: &[f64]) -> QueueKpis {
+        let c = |name: &str, help: &str| counter_vec(r, name, help, &["queue"]);
+        let mut wait_buckets: Vec<f64> = WAIT_BUCKETS
+            .iter()
+            .chain(thresholds)
+            .copied()
+            .filter(|b| b.is_finite() && *b > 0.0)
+            .collect();
+        wait_buckets.sort_by(f64::total_cmp);
+        wait_buckets.dedup();
+        let h = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["queue"])
+                .expect("valid histogram");
+            r.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let g = |name: &str, help: &str| float_gauge_vec(r, name, help, &["queue"]);
+        QueueKpis {
+            offered: c(
+                "centralita_queue_offered_total",
+                "Callers offered to the queue: arriving, or overflowing from another queue (consultations and transfers after an answer left out)",
+            ),
+            answered: c(
+                "centralita_queue_answered_total",
+                "Callers of the queue answered by an agent (first answer)",
+            ),
+            answered_within: c(
+                "centralita_queue_answered_within_threshold_total",
+                "Callers answered within the queue's service-level threshold",
+            ),
+            abandoned: c(
+                "centralita_queue_abandoned_total",
+                "Callers who hung up waiting in the queue, short abandons left out",
+            ),
+            abandoned_within: c(
+                "centralita_queue_abandoned_within_threshold_total",
+                "Callers who hung up within the queue's service-level threshold (short abandons left out)",
+            ),
+            short_abandoned: c(
+                "centralita_queue_short_abandoned_total",
+                "Callers who hung up sooner than the queue's short-abandon time (not counted as abandons)",
+            ),
+            wait: h(
+                "centralita_queue_wait_seconds",
+                "How long answered callers waited, from coming to the queue to an agent's answer (a bucket at each queue's service-level threshold)",
+                wait_buckets.clone(),
+            ),
+            abandon_wait: h(
+                "centralita_queue_abandon_wait_seconds",
+                "How long callers who hung up waiting had waited (short abandons included)",
+                wait_buckets,
+            ),
+            talk: h(
+                "centralita_queue_talk_seconds",
+                "Talk time of the queue's answered calls, from the agent's answer to the end of the call",
+                vec![15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0, 3600.0],
+            ),
+            wrap_up: h(
+                "centralita_queue_wrap_up_seconds",
+                "After-call work (wrap-up) of the queue's calls",
+                vec![5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0],
+            ),
+            average_speed_of_answer: g(
+                "centralita_queue_average_speed_of_answer_seconds",
+                "Average wait of the callers answered in the queue's stats window (NaN before any answer)",
+            ),
+            service_level_target: g(
+                "centralita_queue_service_level_target_ratio",
+                "The queue's service-level goal: this share answered within the threshold",
+            ),
+            service_level_threshold: g(
+                "centralita_queue_service_level_threshold_seconds",
+                "The queue's service-level threshold",
+            ),
+            max_wait: g(
+                "centralita_queue_max_wait_seconds",
+                "The queue's maximum wait (only queues that have one)",
+            ),
+        }
+    }
+}
+
+impl StaffingMetrics {
+    fn new(r: &Registry) -> StaffingMetrics {
+        let g = |name: &str, help: &str| float_gauge_vec(r, name, help, &["queue"]);
+        StaffingMetrics {
+            offered_erlangs: g(
+                "centralita_staffing_offered_erlangs",
+                "Traffic offered to the queue: its arrival rate over the last 15 minutes times its average handle time",
+            ),
+            agents_needed: g(
+                "centralita_staffing_agents_needed",
+                "Agents the queue needs to meet its service-level goal for that traffic (Erlang C)",
+            ),
+            agents_short: g(
+                "centralita_staffing_agents_short",
+                "Agents needed minus those serving the queue now (logged in, not paused); 0 when enough",
+            ),
+            expected_service_level: g(
+                "centralita_staffing_expected_service_level_ratio",
+                "Service level Erlang C expects with the agents serving the queue now",
+            ),
+            expected_asa: g(
+                "centralita_staffing_expected_asa_seconds",
+                "Average speed of answer Erlang C expects with the agents serving the queue now (+Inf when they cannot keep up)",
+            ),
+        }
+    }
 }
 
 /// The ticket store's metrics.
@@ -310,7 +476,14 @@ impl StoreMetrics {
 }
 
 impl Metrics {
+    /// The metrics, with the wait histograms' default buckets.
     pub fn new() -> Self {
+        Self::with_thresholds(&[])
+    }
+
+    /// The metrics, with a wait bucket at each of `thresholds` (the
+    /// queues' service-level thresholds, in seconds).
+    pub fn with_thresholds(thresholds: &[f64]) -> Self {
         let registry = Registry::new();
         let calls = counter_vec(
             &registry,
@@ -484,11 +657,92 @@ impl Metrics {
             "centralita_calls_on_hold",
             "Callers their agent holds now (hearing the hold music)",
         );
-        let lines_in_use = gauge(
+        let lines = gauge(
             &registry,
-            "centralita_lines_in_use",
-            "Trunk lines taken: callers, and the customer legs of callbacks",
+            "centralita_lines",
+            "Trunk lines configured (acd.lines)",
         );
+        let lines_reserved = gauge(
+            &registry,
+            "centralita_lines_reserved",
+            "Trunk lines kept for other uses: never taken by a call or a callback (acd.reserve)",
+        );
+        let lines_in_use = IntGaugeVec::new(
+            Opts::new(
+                "centralita_lines_in_use",
+                "Trunk lines taken (callers, and the customer legs of callbacks), by what they are used for now",
+            ),
+            &["phase"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(lines_in_use.clone()))
+            .expect("unique metric");
+        let line_seconds = CounterVec::new(
+            Opts::new(
+                "centralita_line_seconds_total",
+                "Line time spent in each phase (lines in the phase × seconds, accounted each second)",
+            ),
+            &["phase"],
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(line_seconds.clone()))
+            .expect("unique metric");
+        for p in crate::acd::lines::LinePhase::ALL {
+            lines_in_use.with_label_values(&[p.label()]);
+            line_seconds.with_label_values(&[p.label()]);
+        }
+        let float = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let line_occupancy = float(
+            "centralita_line_occupancy_ratio",
+            "Trunk lines taken / lines configured",
+        );
+        let lines_offered_erlangs = float(
+            "centralita_lines_offered_erlangs",
+            "Traffic offered to the trunk over the last 15 minutes (lines carried, plus blocked callers' share)",
+        );
+        let lines_blocking = float(
+            "centralita_lines_blocking_probability",
+            "Erlang B: the probability a caller finds no usable line, for the traffic offered to the trunk",
+        );
+        let per_agent = |name: &str, help: &str| {
+            let c = CounterVec::new(Opts::new(name, help), &["agent"]).expect("valid counter");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let agent_logged_in_seconds = per_agent(
+            "centralita_agent_logged_in_seconds_total",
+            "Time each agent was logged in",
+        );
+        let agent_handling_seconds = per_agent(
+            "centralita_agent_handling_seconds_total",
+            "Time each agent handled calls (talk and wrap-up); occupancy = rate of this / rate of logged-in time",
+        );
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "centralita_build_info",
+                "Always 1; the version of centralita that runs",
+            ),
+            &["version"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let queue = QueueKpis::new(&registry, thresholds);
+        let staffing = StaffingMetrics::new(&registry);
         let overloaded = gauge(
             &registry,
             "centralita_overloaded",
@@ -623,6 +877,17 @@ impl Metrics {
             queue_handle_time,
             queue_agents,
             queue_calls,
+            queue,
+            staffing,
+            lines,
+            lines_reserved,
+            line_occupancy,
+            line_seconds,
+            lines_offered_erlangs,
+            lines_blocking,
+            agent_logged_in_seconds,
+            agent_handling_seconds,
+            build_info,
             agents,
             sip_auth_failures,
             agents_registered,
@@ -650,6 +915,16 @@ impl Metrics {
             webhooks,
             rtp_ports_in_use,
             store,
+        }
+    }
+
+    /// The line gauges, for `crate::acd::lines::LineCapacity`.
+    pub fn line_gauges(&self) -> crate::acd::lines::LineGauges {
+        use crate::acd::lines::LinePhase;
+        crate::acd::lines::LineGauges {
+            in_use: LinePhase::ALL.map(|p| self.lines_in_use.with_label_values(&[p.label()])),
+            seconds: LinePhase::ALL.map(|p| self.line_seconds.with_label_values(&[p.label()])),
+            occupancy: self.line_occupancy.clone(),
         }
     }
 
@@ -691,6 +966,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
+}
+
+fn float_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {

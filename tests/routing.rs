@@ -595,7 +595,10 @@ async fn a_due_callback_waits_while_only_reserved_lines_are_free() {
         "0 101",
     )
     .await;
-    wait_metric(&server, "centralita_lines_in_use", 2.0).await;
+    wait_until(WAIT, "both callers hold a line", || {
+        metric_sum(&server.metrics.render(), "centralita_lines_in_use") >= 2.0
+    })
+    .await;
     // Ana gets ready: the callback is due but has no line, so she is not rung.
     let desk = Arc::new(SipClient::new(server.sip_addr).await);
     let (ready, _) = Call::place_as_agent(desk, "*11", "ana", "ana-demo-1234").await;

@@ -25,6 +25,22 @@ pub enum Strategy {
     RingAll,
 }
 
+/// How callers who hang up while waiting count in a queue's service level
+/// (the three ways in use). In the config file: `ignore`, `against`,
+/// `in_favour`. Short abandons (under the queue's `short_abandon`) never
+/// count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbandonMode {
+    /// Answered within the threshold / answered (default).
+    #[default]
+    Ignore,
+    /// Answered within the threshold / (answered + abandoned).
+    Against,
+    /// (Answered + abandoned within the threshold) / (answered + abandoned).
+    InFavour,
+}
+
 /// What to do on max wait / when no agent is logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Fallback {
@@ -147,6 +163,11 @@ pub struct QueueConfig {
     pub service_level_percent: u8,
     /// Window for service level and abandon counts in [`super::QueueStats`] (default 1 h).
     pub stats_window: Duration,
+    /// How abandons count in the service level.
+    pub abandons: AbandonMode,
+    /// Callers who hang up sooner than this are short abandons: left out of
+    /// the service level and the abandon counts (default 5 s).
+    pub short_abandon: Duration,
     /// `None` = no limit.
     pub max_wait: Option<Duration>,
     pub on_max_wait: Fallback,
@@ -169,6 +190,8 @@ impl QueueConfig {
             service_level_target: Duration::from_secs(20),
             service_level_percent: 80,
             stats_window: Duration::from_secs(3600),
+            abandons: AbandonMode::Ignore,
+            short_abandon: Duration::from_secs(5),
             max_wait: None,
             on_max_wait: Fallback::Accept,
             on_no_agents: Fallback::Accept,

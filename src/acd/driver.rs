@@ -5,7 +5,7 @@
 //! agents-by-state gauge, and answers agents' feature codes with the state
 //! they end in.
 
-use crate::acd::lines::{LineCapacity, LineGuard};
+use crate::acd::lines::{LineCapacity, LineGuard, LinePhase};
 use crate::acd::TransferTarget;
 use crate::acd::{
     Acd, AcdAction, AcdConfig, AcdEvent, AgentCommand, AgentConfig, AgentState, CallId,
@@ -333,6 +333,9 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
                 support_level: q.level,
                 service_level_target: secs(q.service_level_secs),
                 service_level_percent: q.service_level_percent,
+                stats_window: secs(q.stats_window_mins.saturating_mul(60)),
+                abandons: q.abandons,
+                short_abandon: secs(q.short_abandon_secs),
                 max_wait: q.max_wait_secs.map(secs),
                 on_max_wait: q.on_max_wait.clone(),
                 on_no_agents: q.on_no_agents.clone(),
@@ -340,7 +343,6 @@ pub fn acd_config(config: &RuntimeConfig) -> AcdConfig {
                 ring_timeout: secs(q.ring_timeout_secs),
                 widening,
                 announce_every: (q.announce_every_secs > 0).then(|| secs(q.announce_every_secs)),
-                ..QueueConfig::new(name.clone())
             }
         })
         .collect();
@@ -389,10 +391,19 @@ impl Switchboard {
             .map(|a| (a.id.clone(), a.name.clone()))
             .collect();
         let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
+        let agent_ids: Vec<String> = config.agents.iter().map(|a| a.id.clone()).collect();
+        let kpis = super::kpis::Kpis::new(
+            &config.queues,
+            &agent_ids,
+            &metrics,
+            Arc::clone(&lines),
+            Instant::now(),
+        );
         let acd = Acd::new(config)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = Task {
             gauges: Gauges::new(&queue_names, &metrics),
+            kpis,
             acd,
             agents,
             since: HashMap::new(),
@@ -602,6 +613,8 @@ struct Task {
     callbacks: Callbacks,
     metrics: Metrics,
     gauges: Gauges,
+    /// Queue KPIs, staffing, line and agent time.
+    kpis: super::kpis::Kpis,
     /// Where the end of an agent's wrap-up is written (its last call's ticket).
     store: Arc<dyn crate::tickets::TicketStore>,
 }
@@ -624,6 +637,9 @@ impl Task {
         cancel: CancellationToken,
     ) {
         self.publish();
+        // Staffing, line and agent time: once a second, not per event.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.acd.poll_timeout();
             let sleep = async {
@@ -634,6 +650,10 @@ impl Task {
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    self.kpis.tick(&self.acd, Instant::now());
+                    continue;
+                }
                 _ = sleep => self.acd.handle_timeout(Instant::now()),
                 req = requests.recv() => match req {
                     Some(req) => self.on_request(req),
@@ -989,7 +1009,9 @@ impl Task {
                 ticket,
                 after,
             } => return self.wrap_up_ended(agent, ticket, after),
+            AcdAction::Measured(m) => return self.kpis.measured(m),
             AcdAction::AgentStateChanged { agent, state } => {
+                self.kpis.agent_state(Instant::now(), &agent, &state);
                 let status = AgentStatus::of(&state);
                 tracing::info!(%agent, state = status.as_str(), "agent state");
                 let now = crate::tickets::Millis::now();
@@ -1057,7 +1079,7 @@ impl Task {
         let (Some(customer), false) = (customer, agent_targets.is_empty()) else {
             return self.unreachable(call, agent);
         };
-        let Some(line) = self.callbacks.lines.try_take() else {
+        let Some(line) = self.callbacks.lines.try_take(LinePhase::Callback) else {
             tracing::debug!(call = call.0, "no free line for the callback yet");
             return self.event(AcdEvent::NoLineForCallback { call });
         };
@@ -1117,6 +1139,8 @@ struct QueueGauges {
     answered: prometheus::IntGauge,
     abandoned: prometheus::IntGauge,
     handle_time: prometheus::Gauge,
+    /// The window's average speed of answer.
+    asa: prometheus::Gauge,
     /// By state, in [`AgentStatus::ALL`]'s order.
     agents: Vec<prometheus::IntGauge>,
 }
@@ -1135,6 +1159,7 @@ impl Gauges {
                     answered: metrics.queue_answered_window.with_label_values(&l),
                     abandoned: metrics.queue_abandoned_window.with_label_values(&l),
                     handle_time: metrics.queue_handle_time.with_label_values(&l),
+                    asa: metrics.queue.average_speed_of_answer.with_label_values(&l),
                     agents: AgentStatus::ALL
                         .iter()
                         .map(|s| metrics.queue_agents.with_label_values(&[q, s.as_str()]))
@@ -1162,6 +1187,10 @@ fn publish(acd: &Acd, gauges: &Gauges) {
             g.answered.set(i64::from(st.answered));
             g.abandoned.set(i64::from(st.abandoned));
             g.handle_time.set(st.average_handle_time.as_secs_f64());
+            g.asa.set(
+                st.average_speed_of_answer
+                    .map_or(f64::NAN, |d| d.as_secs_f64()),
+            );
             let by_state = st.agents.by_state();
             for (gauge, n) in g.agents.iter().zip(by_state) {
                 gauge.set(i64::from(n));

@@ -170,7 +170,11 @@ mod tests {
     #[test]
     fn erlang_b_matches_the_published_table() {
         // 12 lines, 10 E: 11.97 % blocked.
-        assert!(close(erlang_b(12, 10.0), 0.1197, 5e-5), "{}", erlang_b(12, 10.0));
+        assert!(
+            close(erlang_b(12, 10.0), 0.1197, 5e-5),
+            "{}",
+            erlang_b(12, 10.0)
+        );
         // The textbook's small case: 2 lines, 1 E → 1/5.
         assert!(close(erlang_b(2, 1.0), 0.2, 1e-12));
         assert_eq!(erlang_b(0, 3.0), 1.0);

@@ -1,15 +1,72 @@
 //! [`LineCapacity`]: the trunk's lines, with one owner. It admits a call
 //! (a caller arriving, the customer leg of a callback) while a usable line
 //! is free, keeps the configured reserve for other uses, and releases the
-//! line when the [`LineGuard`] it handed out is dropped. The lines-in-use
-//! gauge is set here and nowhere else.
+//! line when the [`LineGuard`] it handed out is dropped. Each line taken is
+//! in one [`LinePhase`] at a time (the guard's owner says which), so the
+//! lines in use are known by phase. The line gauges are set here and
+//! nowhere else.
 //!
 //! It is the seam a shared count replaces when several nodes serve one
 //! trunk: nothing else counts lines, and nothing else decides whether one
-//! is free. No IO and no clock; thread-safe (an atomic and a gauge).
+//! is free. No IO and no clock (the time is passed in to
+//! [`LineCapacity::account`]); thread-safe (atomics, and a lock only on the
+//! accounting, once a second).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What a line is being used for (label `phase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinePhase {
+    /// The caller hears the IVR (greeting, menus, goodbye).
+    Ivr,
+    /// The caller waits in a queue.
+    Queue,
+    /// An agent's phone rings for the caller.
+    Ringing,
+    /// The caller talks with an agent (or is held by it).
+    Talking,
+    /// The customer leg of a callback.
+    Callback,
+    /// The caller is being moved to another queue or agent.
+    Transfer,
+}
+
+impl LinePhase {
+    pub const ALL: [LinePhase; 6] = [
+        LinePhase::Ivr,
+        LinePhase::Queue,
+        LinePhase::Ringing,
+        LinePhase::Talking,
+        LinePhase::Callback,
+        LinePhase::Transfer,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LinePhase::Ivr => "ivr",
+            LinePhase::Queue => "queue",
+            LinePhase::Ringing => "ringing",
+            LinePhase::Talking => "talking",
+            LinePhase::Callback => "callback",
+            LinePhase::Transfer => "transfer",
+        }
+    }
+
+    fn ix(self) -> usize {
+        self as usize
+    }
+}
+
+/// The gauges and counters of the lines (`crate::metrics::LineMetrics`
+/// builds them), by phase in [`LinePhase::ALL`]'s order.
+#[derive(Debug, Clone)]
+pub struct LineGauges {
+    pub in_use: [prometheus::IntGauge; 6],
+    pub seconds: [prometheus::Counter; 6],
+    pub occupancy: prometheus::Gauge,
+}
 
 /// The trunk's lines: `lines` in all, `reserve` of them never given to a
 /// call centralita places or takes.
@@ -18,7 +75,19 @@ pub struct LineCapacity {
     lines: u32,
     reserve: u32,
     in_use: AtomicU32,
-    gauge: Option<prometheus::IntGauge>,
+    by_phase: [AtomicU32; 6],
+    /// Calls refused for want of a free usable line, and lines taken.
+    blocked: AtomicU64,
+    taken: AtomicU64,
+    /// When the line time was last accounted, and the line-seconds so far.
+    book: Mutex<Book>,
+    gauges: Option<LineGauges>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    last: Option<Instant>,
+    seconds: f64,
 }
 
 /// One line, taken until dropped.
@@ -26,17 +95,32 @@ pub struct LineCapacity {
 #[must_use = "the line is released when the guard is dropped"]
 pub struct LineGuard {
     capacity: Arc<LineCapacity>,
+    phase: LinePhase,
+}
+
+/// The counts behind the trunk's traffic: cumulative, for a driver that
+/// differences them over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LineTotals {
+    /// Line-seconds used so far (as of the last [`LineCapacity::account`]).
+    pub seconds: f64,
+    pub taken: u64,
+    pub blocked: u64,
 }
 
 impl LineCapacity {
-    /// `reserve` must be below `lines` (the config checks it); the gauge,
-    /// if any, follows the lines in use.
-    pub fn new(lines: u32, reserve: u32, gauge: Option<prometheus::IntGauge>) -> Arc<Self> {
+    /// `reserve` must be below `lines` (the config checks it); the gauges,
+    /// if any, follow the lines in use.
+    pub fn new(lines: u32, reserve: u32, gauges: Option<LineGauges>) -> Arc<Self> {
         Arc::new(LineCapacity {
             lines,
             reserve: reserve.min(lines),
             in_use: AtomicU32::new(0),
-            gauge,
+            by_phase: Default::default(),
+            blocked: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            book: Mutex::new(Book::default()),
+            gauges,
         })
     }
 
@@ -49,8 +133,14 @@ impl LineCapacity {
         self.in_use.load(Ordering::SeqCst)
     }
 
-    /// A line, if a usable one is free (`None`: only reserved lines are).
-    pub fn try_take(self: &Arc<Self>) -> Option<LineGuard> {
+    /// Lines in use in `phase`.
+    pub fn in_phase(&self, phase: LinePhase) -> u32 {
+        self.by_phase[phase.ix()].load(Ordering::SeqCst)
+    }
+
+    /// A line for a call that starts in `phase`, if a usable one is free
+    /// (`None`: only reserved lines are).
+    pub fn try_take(self: &Arc<Self>, phase: LinePhase) -> Option<LineGuard> {
         let usable = self.usable();
         let taken = self
             .in_use
@@ -59,30 +149,95 @@ impl LineCapacity {
             });
         match taken {
             Ok(n) => {
-                self.publish(n + 1);
+                self.taken.fetch_add(1, Ordering::Relaxed);
+                self.enter(phase);
+                self.publish_total(n + 1);
                 Some(LineGuard {
                     capacity: Arc::clone(self),
+                    phase,
                 })
             }
             Err(_) => None,
         }
     }
 
-    fn publish(&self, n: u32) {
-        if let Some(g) = &self.gauge {
-            g.set(i64::from(n));
+    /// A caller was refused for want of a line (counted for the trunk's
+    /// offered traffic; a callback that waits for a line is not one).
+    pub fn note_blocked(&self) {
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Add the line time since the last call to the phases' counters
+    /// (each phase's lines × the seconds passed), and return the totals.
+    /// The switchboard calls it once a second.
+    pub fn account(&self, now: Instant) -> LineTotals {
+        let counts: [u32; 6] = std::array::from_fn(|i| self.by_phase[i].load(Ordering::SeqCst));
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        let dt = book
+            .last
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        book.last = Some(book.last.map_or(now, |t| t.max(now)));
+        for (i, n) in counts.iter().enumerate() {
+            let s = f64::from(*n) * dt;
+            book.seconds += s;
+            if let (Some(g), true) = (&self.gauges, s > 0.0) {
+                g.seconds[i].inc_by(s);
+            }
         }
+        LineTotals {
+            seconds: book.seconds,
+            taken: self.taken.load(Ordering::Relaxed),
+            blocked: self.blocked.load(Ordering::Relaxed),
+        }
+    }
+
+    fn enter(&self, phase: LinePhase) {
+        let n = self.by_phase[phase.ix()].fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(g) = &self.gauges {
+            g.in_use[phase.ix()].set(i64::from(n));
+        }
+    }
+
+    fn leave(&self, phase: LinePhase) {
+        let before = self.by_phase[phase.ix()]
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .unwrap_or(0);
+        if let Some(g) = &self.gauges {
+            g.in_use[phase.ix()].set(i64::from(before.saturating_sub(1)));
+        }
+    }
+
+    fn publish_total(&self, n: u32) {
+        if let Some(g) = &self.gauges {
+            g.occupancy.set(f64::from(n) / f64::from(self.lines.max(1)));
+        }
+    }
+}
+
+impl LineGuard {
+    /// The call moved on: its line counts in `phase` from now.
+    pub fn set_phase(&mut self, phase: LinePhase) {
+        if phase != self.phase {
+            self.capacity.leave(self.phase);
+            self.capacity.enter(phase);
+            self.phase = phase;
+        }
+    }
+
+    pub fn phase(&self) -> LinePhase {
+        self.phase
     }
 }
 
 impl Drop for LineGuard {
     fn drop(&mut self) {
         let c = &self.capacity;
+        c.leave(self.phase);
         let before = c
             .in_use
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .unwrap_or(0);
-        c.publish(before.saturating_sub(1));
+        c.publish_total(before.saturating_sub(1));
     }
 }
 
@@ -92,17 +247,55 @@ mod tests {
 
     #[test]
     fn only_usable_lines_are_given_and_a_dropped_guard_frees_its_line() {
-        let gauge = prometheus::IntGauge::new("lines", "lines").expect("gauge");
-        let lines = LineCapacity::new(3, 1, Some(gauge.clone()));
-        let a = lines.try_take().expect("first line");
-        let b = lines.try_take().expect("second line");
-        assert!(lines.try_take().is_none(), "the reserved line is kept");
+        let m = crate::metrics::Metrics::new();
+        let lines = LineCapacity::new(3, 1, Some(m.line_gauges()));
+        let gauge = m.lines_in_use.with_label_values(&["ivr"]);
+        let a = lines.try_take(LinePhase::Ivr).expect("first line");
+        let b = lines.try_take(LinePhase::Ivr).expect("second line");
+        assert!(
+            lines.try_take(LinePhase::Ivr).is_none(),
+            "the reserved line is kept"
+        );
         assert_eq!((lines.in_use(), gauge.get()), (2, 2));
+        assert!((m.line_occupancy.get() - 2.0 / 3.0).abs() < 1e-9);
         drop(a);
         assert_eq!((lines.in_use(), gauge.get()), (1, 1));
-        let c = lines.try_take().expect("a freed line is given again");
+        let c = lines
+            .try_take(LinePhase::Ivr)
+            .expect("a freed line is given again");
         drop((b, c));
         assert_eq!((lines.in_use(), gauge.get()), (0, 0));
+        assert_eq!(m.line_occupancy.get(), 0.0);
+    }
+
+    #[test]
+    fn each_line_counts_in_its_phase_and_line_time_adds_up_per_phase() {
+        let m = crate::metrics::Metrics::new();
+        let lines = LineCapacity::new(10, 0, Some(m.line_gauges()));
+        let t0 = Instant::now();
+        assert_eq!(lines.account(t0).seconds, 0.0);
+        let mut a = lines.try_take(LinePhase::Ivr).expect("line");
+        let _b = lines.try_take(LinePhase::Ivr).expect("line");
+        a.set_phase(LinePhase::Queue);
+        assert_eq!(
+            (
+                lines.in_phase(LinePhase::Ivr),
+                lines.in_phase(LinePhase::Queue)
+            ),
+            (1, 1)
+        );
+        let totals = lines.account(t0 + std::time::Duration::from_secs(3));
+        assert!((totals.seconds - 6.0).abs() < 1e-9);
+        let secs = |p: &str| m.line_seconds.with_label_values(&[p]).get();
+        assert!((secs("queue") - 3.0).abs() < 1e-9 && (secs("ivr") - 3.0).abs() < 1e-9);
+        a.set_phase(LinePhase::Talking);
+        drop(a);
+        assert_eq!(lines.in_phase(LinePhase::Talking), 0);
+        assert_eq!(lines.in_phase(LinePhase::Queue), 0);
+        lines.note_blocked();
+        let totals = lines.account(t0 + std::time::Duration::from_secs(4));
+        assert_eq!((totals.taken, totals.blocked), (2, 1));
+        assert!((totals.seconds - 7.0).abs() < 1e-9);
     }
 
     #[test]
@@ -114,7 +307,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut held = Vec::new();
                     for _ in 0..1000 {
-                        if let Some(g) = lines.try_take() {
+                        if let Some(g) = lines.try_take(LinePhase::Queue) {
                             assert!(lines.in_use() <= 8);
                             held.push(g);
                         }

@@ -81,8 +81,10 @@ mod config;
 mod core;
 pub mod driver;
 pub mod erlang;
+mod kpis;
 pub mod lines;
 mod queue;
+pub mod staffing;
 mod strategy;
 
 #[cfg(test)]
@@ -93,9 +95,41 @@ mod tests;
 pub use self::core::{Acd, CallStatus};
 pub use agent::AgentState;
 pub use config::{
-    AcdConfig, AcdConfigError, AgentConfig, Fallback, QueueConfig, Strategy, Widen, WideningStep,
+    AbandonMode, AcdConfig, AcdConfigError, AgentConfig, Fallback, QueueConfig, Strategy, Widen,
+    WideningStep,
 };
-pub use queue::{AgentCounts, QueueStats};
+pub use queue::{service_level, AgentCounts, QueueStats, Window};
+
+/// What the queue KPIs count, as it happens. `queue` is the queue's index
+/// in [`AcdConfig::queues`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// A caller not yet answered entered the queue (arriving, or
+    /// overflowing from another queue).
+    Offered { queue: usize },
+    /// A caller was answered for the first time, after `waited` since it
+    /// came to the ACD; `within` the queue's service-level threshold.
+    Answered {
+        queue: usize,
+        waited: std::time::Duration,
+        within: bool,
+    },
+    /// A caller hung up waiting; `short`: sooner than the queue's
+    /// short-abandon time (not counted as an abandon).
+    Abandoned {
+        queue: usize,
+        waited: std::time::Duration,
+        short: bool,
+        within: bool,
+    },
+    /// An agent's call of the queue is over: its talk and its wrap-up
+    /// (after-call work).
+    Handled {
+        queue: usize,
+        talk: std::time::Duration,
+        wrap_up: std::time::Duration,
+    },
+}
 
 /// Identifier of a customer call, chosen by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -298,6 +332,8 @@ pub enum AcdAction {
         agent: String,
         state: AgentState,
     },
+    /// A figure for the queue KPIs (counters and histograms).
+    Measured(Measure),
     /// The call left the ACD with this outcome (exactly once per call).
     CallFinished {
         call: CallId,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::agent::{Agent, KINDS};
-use super::config::{QueueConfig, Widen};
+use super::config::{AbandonMode, QueueConfig, Widen};
 use super::CallId;
 
 /// Ordering key in a queue: higher priority first, then `order` ascending.
@@ -66,10 +66,13 @@ pub struct QueueStats {
     pub answered: u32,
     /// Of those, answered within the service-level target.
     pub answered_within_target: u32,
-    /// answered_within_target / answered (None when nothing answered).
+    /// The window's service level, abandons counted the queue's way
+    /// (`None` while nothing counts).
     pub service_level: Option<f64>,
-    /// Abandoned within the stats window.
+    /// Abandoned within the stats window (short abandons left out).
     pub abandoned: u32,
+    /// The window's average speed of answer.
+    pub average_speed_of_answer: Option<Duration>,
     pub abandoned_total: u64,
     pub average_handle_time: Duration,
 }
@@ -101,12 +104,84 @@ pub(crate) struct Queue {
     aht: VecDeque<Duration>,
     aht_cap: usize,
     initial_aht: Duration,
-    answered: VecDeque<(Instant, bool)>,
-    /// How many of `answered` were within the target (kept with the deque,
-    /// so the window is counted without walking it).
-    answered_within: u32,
-    abandoned: VecDeque<Instant>,
+    /// Answers in the stats window: when, and how long the caller waited.
+    answered: VecDeque<(Instant, Duration)>,
+    /// Abandons in the window (short ones left out): when, and the wait.
+    abandoned: VecDeque<(Instant, Duration)>,
+    /// The window's sums, kept with the deques so that reading them does
+    /// not walk the window.
+    sums: Window,
     pub abandoned_total: u64,
+}
+
+/// A queue's figures over its stats window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub answered: u32,
+    /// Answered within the service-level threshold.
+    pub answered_within: u32,
+    /// Abandoned (short abandons left out).
+    pub abandoned: u32,
+    /// Abandoned within the service-level threshold.
+    pub abandoned_within: u32,
+    /// The answered callers' waits, summed (for the average speed of
+    /// answer).
+    pub answered_wait: Duration,
+}
+
+impl Window {
+    fn add(&mut self, answered: bool, within: bool, wait: Duration) {
+        if answered {
+            self.answered += 1;
+            self.answered_within += u32::from(within);
+            self.answered_wait += wait;
+        } else {
+            self.abandoned += 1;
+            self.abandoned_within += u32::from(within);
+        }
+    }
+
+    fn sub(&mut self, answered: bool, within: bool, wait: Duration) {
+        if answered {
+            self.answered = self.answered.saturating_sub(1);
+            self.answered_within = self.answered_within.saturating_sub(u32::from(within));
+            self.answered_wait = self.answered_wait.saturating_sub(wait);
+        } else {
+            self.abandoned = self.abandoned.saturating_sub(1);
+            self.abandoned_within = self.abandoned_within.saturating_sub(u32::from(within));
+        }
+    }
+
+    /// The average speed of answer (`None` before any answer).
+    pub fn average_speed_of_answer(&self) -> Option<Duration> {
+        (self.answered > 0).then(|| self.answered_wait / self.answered)
+    }
+}
+
+/// The service level of a window, abandons counted the `mode` way; `None`
+/// while nothing counts (nothing answered, nor abandoned where abandons
+/// count).
+pub fn service_level(w: &Window, mode: AbandonMode) -> Option<f64> {
+    let (num, den) = match mode {
+        AbandonMode::Ignore => (w.answered_within, w.answered),
+        AbandonMode::Against => (w.answered_within, w.answered + w.abandoned),
+        AbandonMode::InFavour => (
+            w.answered_within + w.abandoned_within,
+            w.answered + w.abandoned,
+        ),
+    };
+    (den > 0).then(|| f64::from(num) / f64::from(den))
+}
+
+/// What an abandon was, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandon {
+    /// Sooner than the queue's short-abandon time: not counted as one.
+    Short,
+    /// Within the service-level threshold.
+    Within,
+    /// After it.
+    After,
 }
 
 impl Queue {
@@ -148,8 +223,8 @@ impl Queue {
             aht_cap,
             initial_aht,
             answered: VecDeque::new(),
-            answered_within: 0,
             abandoned: VecDeque::new(),
+            sums: Window::default(),
             abandoned_total: 0,
         }
     }
@@ -232,56 +307,67 @@ impl Queue {
 
     fn prune(&mut self, now: Instant) {
         let w = self.cfg.stats_window;
-        while self
-            .answered
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > w)
-        {
-            if let Some((_, true)) = self.answered.pop_front() {
-                self.answered_within = self.answered_within.saturating_sub(1);
-            }
-        }
-        while self
-            .abandoned
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > w)
-        {
-            self.abandoned.pop_front();
-        }
-    }
-
-    pub fn record_answer(&mut self, now: Instant, waited: Duration) {
-        self.prune(now);
-        let ok = waited <= self.cfg.service_level_target;
-        self.answered.push_back((now, ok));
-        self.answered_within += u32::from(ok);
-    }
-
-    pub fn record_abandon(&mut self, now: Instant) {
-        self.prune(now);
-        self.abandoned.push_back(now);
-        self.abandoned_total += 1;
-    }
-
-    /// Answered / within-target / abandoned in the window ending at `now`.
-    /// The deques are in time order and pruned on every record, so only the
-    /// entries that expired since then (a prefix) are walked: this runs on
-    /// every ACD event and must not cost the window's length.
-    pub fn window(&self, now: Instant) -> (u32, u32, u32) {
-        let w = self.cfg.stats_window;
+        let target = self.cfg.service_level_target;
         let expired = |t: &Instant| now.saturating_duration_since(*t) > w;
-        let (mut gone, mut gone_within) = (0u32, 0u32);
-        for (_, ok) in self.answered.iter().take_while(|(t, _)| expired(t)) {
-            gone += 1;
-            gone_within += u32::from(*ok);
+        while let Some(&(t, wait)) = self.answered.front() {
+            if !expired(&t) {
+                break;
+            }
+            self.answered.pop_front();
+            self.sums.sub(true, wait <= target, wait);
         }
-        let gone_abandoned = self.abandoned.iter().take_while(|t| expired(t)).count();
-        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        (
-            len(self.answered.len()).saturating_sub(gone),
-            self.answered_within.saturating_sub(gone_within),
-            len(self.abandoned.len().saturating_sub(gone_abandoned)),
-        )
+        while let Some(&(t, wait)) = self.abandoned.front() {
+            if !expired(&t) {
+                break;
+            }
+            self.abandoned.pop_front();
+            self.sums.sub(false, wait <= target, wait);
+        }
+    }
+
+    /// A caller answered after `waited`; whether that was within the
+    /// service-level threshold.
+    pub fn record_answer(&mut self, now: Instant, waited: Duration) -> bool {
+        self.prune(now);
+        let within = waited <= self.cfg.service_level_target;
+        self.answered.push_back((now, waited));
+        self.sums.add(true, within, waited);
+        within
+    }
+
+    /// A caller hung up after waiting `waited`.
+    pub fn record_abandon(&mut self, now: Instant, waited: Duration) -> Abandon {
+        self.prune(now);
+        self.abandoned_total += 1;
+        if waited < self.cfg.short_abandon {
+            return Abandon::Short;
+        }
+        let within = waited <= self.cfg.service_level_target;
+        self.abandoned.push_back((now, waited));
+        self.sums.add(false, within, waited);
+        if within {
+            Abandon::Within
+        } else {
+            Abandon::After
+        }
+    }
+
+    /// The figures of the window ending at `now`. The deques are in time
+    /// order and pruned on every record, so only the entries that expired
+    /// since then (a prefix) are walked: this runs on every ACD event and
+    /// must not cost the window's length.
+    pub fn window(&self, now: Instant) -> Window {
+        let w = self.cfg.stats_window;
+        let target = self.cfg.service_level_target;
+        let expired = |t: &Instant| now.saturating_duration_since(*t) > w;
+        let mut sums = self.sums;
+        for &(_, wait) in self.answered.iter().take_while(|(t, _)| expired(t)) {
+            sums.sub(true, wait <= target, wait);
+        }
+        for &(_, wait) in self.abandoned.iter().take_while(|(t, _)| expired(t)) {
+            sums.sub(false, wait <= target, wait);
+        }
+        sums
     }
 
     pub fn agent_counts(&self) -> AgentCounts {
@@ -294,5 +380,74 @@ impl Queue {
             wrap_up: self.count_at(l, 4),
             paused: self.count_at(l, 5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published example: 1,000 answered, 860 of them within 20 s; 60
+    /// abandoned, 20 of them within 20 s.
+    const EXAMPLE: Window = Window {
+        answered: 1000,
+        answered_within: 860,
+        abandoned: 60,
+        abandoned_within: 20,
+        answered_wait: Duration::ZERO,
+    };
+
+    #[test]
+    fn service_level_counts_abandons_the_three_ways() {
+        let sl = |mode| service_level(&EXAMPLE, mode).expect("figures");
+        assert!((sl(AbandonMode::Ignore) - 0.86).abs() < 1e-9);
+        // 860 / 1,060 = 81.1 %.
+        assert!((sl(AbandonMode::Against) - 0.8113).abs() < 1e-4);
+        // (860 + 20) / 1,060 = 83.0 %.
+        assert!((sl(AbandonMode::InFavour) - 0.8302).abs() < 1e-4);
+        let empty = Window::default();
+        assert_eq!(service_level(&empty, AbandonMode::Against), None);
+        let only_abandons = Window {
+            abandoned: 2,
+            ..Window::default()
+        };
+        assert_eq!(service_level(&only_abandons, AbandonMode::Ignore), None);
+        assert_eq!(
+            service_level(&only_abandons, AbandonMode::Against),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn the_window_keeps_waits_and_drops_short_abandons_and_old_figures() {
+        let mut cfg = QueueConfig::new("q");
+        cfg.short_abandon = Duration::from_secs(5);
+        cfg.stats_window = Duration::from_secs(60);
+        let mut q = Queue::new(cfg, Vec::new(), 10, Duration::from_secs(180));
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert!(q.record_answer(t0, s(10)));
+        assert!(!q.record_answer(t0 + s(1), s(30)));
+        assert_eq!(q.record_abandon(t0 + s(2), s(3)), Abandon::Short);
+        assert_eq!(q.record_abandon(t0 + s(3), s(15)), Abandon::Within);
+        assert_eq!(q.record_abandon(t0 + s(4), s(40)), Abandon::After);
+        let w = q.window(t0 + s(5));
+        assert_eq!(
+            (
+                w.answered,
+                w.answered_within,
+                w.abandoned,
+                w.abandoned_within
+            ),
+            (2, 1, 2, 1)
+        );
+        assert_eq!(w.average_speed_of_answer(), Some(s(20)));
+        assert_eq!(q.abandoned_total, 3);
+        // A minute later the first answer has left the window.
+        let w = q.window(t0 + s(61));
+        assert_eq!((w.answered, w.answered_within), (1, 0));
+        assert_eq!(w.average_speed_of_answer(), Some(s(30)));
+        let w = q.window(t0 + s(65));
+        assert_eq!(w, Window::default());
     }
 }

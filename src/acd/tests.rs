@@ -324,7 +324,23 @@ fn abandoned_caller_leaves_queue_at_once() {
     assert_eq!(h.acd.position_of(CallId(1)), None);
     assert_eq!(h.acd.position_of(CallId(2)), Some(1));
     let st = h.acd.queue_stats("support", h.now).expect("queue");
-    assert_eq!((st.waiting, st.abandoned, st.abandoned_total), (1, 1, 1));
+    // After 3 s: a short abandon (under 5 s), left out of the window's
+    // abandons but counted in the total.
+    assert_eq!((st.waiting, st.abandoned, st.abandoned_total), (1, 0, 1));
+    h.at(10);
+    h.ev(AcdEvent::CallerHungUp { call: CallId(2) });
+    let acts = h.take();
+    assert!(has(&acts, |x| matches!(
+        x,
+        AcdAction::Measured(Measure::Abandoned {
+            queue: 0,
+            short: false,
+            within: true,
+            ..
+        })
+    )));
+    let st = h.acd.queue_stats("support", h.now).expect("queue");
+    assert_eq!((st.waiting, st.abandoned, st.abandoned_total), (0, 1, 2));
 }
 
 #[test]

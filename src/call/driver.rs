@@ -12,8 +12,9 @@ use super::{
 };
 use super::{Background, Record, SdpSession};
 use crate::acd::driver::{QueueNews, Switchboard};
-use crate::acd::lines::{LineCapacity, LineGuard};
+use crate::acd::lines::{LineCapacity, LineGuard, LinePhase};
 use crate::acd::{CallId, TransferTarget};
+use crate::call::CallState;
 use crate::events::Event;
 use crate::http::live::{LiveCall, LiveCalls};
 use crate::ivr::IvrScript;
@@ -308,10 +309,11 @@ fn start_call(
     // 486; agents' own calls (feature codes) take none.
     let line = match call.agent {
         Some(_) => None,
-        None => match ctx.lines.try_take() {
+        None => match ctx.lines.try_take(LinePhase::Ivr) {
             Some(line) => Some(line),
             None => {
                 tracing::info!(call_id = %call.call_id, "no free line: 486");
+                ctx.lines.note_blocked();
                 ctx.metrics.call_ended(CallOutcome::Blocked);
                 // The caller turned away has a ticket too, kept before the
                 // 486 goes out.
@@ -692,9 +694,20 @@ impl CallIo {
         }
     }
 
-    /// The live record of the call, from its core.
-    fn publish(&self, core: &CallCore) {
+    /// The live record of the call, and the phase its line is in, from its
+    /// core.
+    fn publish(&mut self, core: &CallCore) {
         let v = core.view();
+        if let Some(line) = self.line.as_mut() {
+            line.set_phase(match v.state {
+                CallState::Answering | CallState::Ivr | CallState::Leaving => LinePhase::Ivr,
+                CallState::Queued => LinePhase::Queue,
+                CallState::Ringing => LinePhase::Ringing,
+                CallState::OnCall | CallState::Consulting => LinePhase::Talking,
+                CallState::Transferring => LinePhase::Transfer,
+                CallState::Ended => line.phase(),
+            });
+        }
         self.ctx.live.upsert(LiveCall {
             id: self.id.0,
             ticket: core

@@ -273,6 +273,18 @@ pub struct QueueEntry {
     pub service_level_percent: u8,
     #[serde(default = "default_sl_secs")]
     pub service_level_secs: u32,
+    /// How callers who hang up while waiting count in the service level:
+    /// `"ignore"` (default), `"against"`, `"in_favour"`.
+    #[serde(default)]
+    pub abandons: crate::acd::AbandonMode,
+    /// Callers who hang up within this many seconds are short abandons,
+    /// left out of the service level and the abandon counts.
+    #[serde(default = "default_short_abandon")]
+    pub short_abandon_secs: u32,
+    /// The service level and abandon counts shown live cover this many
+    /// minutes (Prometheus keeps the counters for any other window).
+    #[serde(default = "default_stats_window")]
+    pub stats_window_mins: u32,
     #[serde(default)]
     pub max_wait_secs: Option<u32>,
     /// What happens once `max_wait_secs` have passed: `"accept"` (keep
@@ -533,6 +545,15 @@ fn default_sl_percent() -> u8 {
 fn default_sl_secs() -> u32 {
     20
 }
+
+fn default_short_abandon() -> u32 {
+    5
+}
+
+fn default_stats_window() -> u32 {
+    60
+}
+
 fn default_ring_timeout() -> u32 {
     15
 }

@@ -349,6 +349,12 @@ fn validate_queues(f: &FileConfig, err: &mut impl FnMut(&str, String)) {
                 "expected 1..=100 % within 1..=3600 s".into(),
             );
         }
+        if q.short_abandon_secs > 60 {
+            err(&key("short_abandon_secs"), "expected 0..=60".into());
+        }
+        if !(1..=1440).contains(&q.stats_window_mins) {
+            err(&key("stats_window_mins"), "expected 1..=1440".into());
+        }
         if !(3..=300).contains(&q.ring_timeout_secs) {
             err(&key("ring_timeout_secs"), "expected 3..=300".into());
         }

@@ -191,7 +191,14 @@ impl Server {
             prompts,
             kb,
         } = loaded;
-        let metrics = Metrics::new();
+        let thresholds: Vec<f64> = config
+            .queues
+            .values()
+            .map(|q| f64::from(q.service_level_secs))
+            .collect();
+        let metrics = Metrics::with_thresholds(&thresholds);
+        metrics.lines.set(i64::from(config.acd.lines));
+        metrics.lines_reserved.set(i64::from(config.acd.reserve));
         let cancel = CancellationToken::new();
         let events = crate::events::EventBus::new();
         // The ticket store first: without it no call can be taken. Calls a
@@ -225,7 +232,7 @@ impl Server {
         let lines = LineCapacity::new(
             config.acd.lines,
             config.acd.reserve,
-            Some(metrics.lines_in_use.clone()),
+            Some(metrics.line_gauges()),
         );
         let switchboard = Switchboard::start(
             acd_config(&config),

@@ -191,6 +191,21 @@ pub fn metric(text: &str, name_with_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The sum of every series of `name` (any labels), e.g. the lines in use
+/// over all phases.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labels) => labels.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
 pub async fn scrape(server: &Server, name_with_labels: &str) -> f64 {
     metric(&server.metrics.render(), name_with_labels)
 }

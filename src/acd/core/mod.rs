@@ -24,9 +24,11 @@ const LINE_RECHECK: Duration = Duration::from_secs(1);
 
 use super::agent::{self, Agent, AgentState, CmdEffect, Pending};
 use super::config::{AcdConfig, AcdConfigError, Fallback, Strategy};
-use super::queue::{Fb, Queue, QueueStats, WaitKey};
+use super::queue::{Abandon, Fb, Queue, QueueStats, WaitKey};
 use super::strategy;
-use super::{AcdAction, AcdEvent, AgentCommand, CallId, OfferFailReason, Outcome, TransferTarget};
+use super::{
+    AcdAction, AcdEvent, AgentCommand, CallId, Measure, OfferFailReason, Outcome, TransferTarget,
+};
 
 type TimerKey = (Instant, u64);
 
@@ -347,16 +349,17 @@ impl Acd {
                 longest = longest.max(now.saturating_duration_since(c.entered));
             }
         }
-        let (answered, within, abandoned) = q.window(now);
+        let w = q.window(now);
         Some(QueueStats {
             waiting,
             callbacks_pending: callbacks,
             longest_wait: longest,
             agents: q.agent_counts(),
-            answered,
-            answered_within_target: within,
-            service_level: (answered > 0).then(|| f64::from(within) / f64::from(answered)),
-            abandoned,
+            answered: w.answered,
+            answered_within_target: w.answered_within,
+            service_level: super::service_level(&w, q.cfg.abandons),
+            abandoned: w.abandoned,
+            average_speed_of_answer: w.average_speed_of_answer(),
             abandoned_total: q.abandoned_total,
             average_handle_time: q.aht(),
         })
@@ -574,9 +577,19 @@ impl Acd {
                 .take()
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
         };
+        let wrap_start = match &ended {
+            AcdAction::WrapUpEnded { after, .. } => now.checked_sub(*after),
+            _ => None,
+        };
         if let Some((q, start)) = agent.talk.take() {
-            if let Some(q) = self.queues.get_mut(q) {
-                q.record_handle_time(now.saturating_duration_since(start));
+            if let Some(queue) = self.queues.get_mut(q) {
+                queue.record_handle_time(now.saturating_duration_since(start));
+                let wrap_start = wrap_start.unwrap_or(now).max(start);
+                self.emit(AcdAction::Measured(Measure::Handled {
+                    queue: q,
+                    talk: wrap_start.saturating_duration_since(start),
+                    wrap_up: now.saturating_duration_since(wrap_start),
+                }));
             }
         }
         self.emit(ended);
@@ -703,8 +716,14 @@ impl Acd {
         if offer_cb {
             call.offered_cb = true;
         }
+        // Offered to the queue: a caller not answered yet (arriving, or
+        // overflowing from another queue); consultations never count.
+        let offered = !call.answered && call.consult_of.is_none();
         if let Some(q) = self.queues.get_mut(qi) {
             q.waiting.insert(key, c);
+        }
+        if offered {
+            self.emit(AcdAction::Measured(Measure::Offered { queue: qi }));
         }
         self.arm_queue_timers(now, c);
         self.to_announce.push(c);
@@ -975,9 +994,7 @@ impl Acd {
                 }
             }
             Place::Queued(_) | Place::Directed(_) => {
-                if let Some(q) = self.queues.get_mut(q) {
-                    q.record_abandon(now);
-                }
+                self.abandoned(now, c, q);
                 self.finish(c, Outcome::Abandoned);
             }
             Place::Offered { .. } if call.callback.is_some() => {} // the callback legs report themselves
@@ -988,13 +1005,33 @@ impl Acd {
                     self.emit(AcdAction::CancelOffer { call: c, agent });
                     self.free_agent(now, a, None);
                 }
-                if let Some(q) = self.queues.get_mut(q) {
-                    q.record_abandon(now);
-                }
+                self.abandoned(now, c, q);
                 self.finish(c, Outcome::Abandoned);
             }
             Place::OnCall(_) => self.call_ended(now, c),
         }
+    }
+
+    /// The caller of `c` hung up waiting in queue `q`: counted, and
+    /// measured, as the queue's short or real abandon.
+    fn abandoned(&mut self, now: Instant, c: CallId, q: usize) {
+        let Some(call) = self.calls.get(&c) else {
+            return;
+        };
+        if call.consult_of.is_some() || call.answered {
+            return; // a consultation, or a transferred caller: not the queue's abandon
+        }
+        let waited = now.saturating_duration_since(call.arrived);
+        let Some(queue) = self.queues.get_mut(q) else {
+            return;
+        };
+        let kind = queue.record_abandon(now, waited);
+        self.emit(AcdAction::Measured(Measure::Abandoned {
+            queue: q,
+            waited,
+            short: kind == Abandon::Short,
+            within: kind == Abandon::Within,
+        }));
     }
 
     fn call_ended(&mut self, now: Instant, c: CallId) {
@@ -1136,8 +1173,13 @@ impl Acd {
         let (q, waited) = (call.queue, now.saturating_duration_since(call.arrived));
         self.set_timer(c, Slot::Ring, None);
         if first_answer {
-            if let Some(q) = self.queues.get_mut(q) {
-                q.record_answer(now, waited);
+            if let Some(queue) = self.queues.get_mut(q) {
+                let within = queue.record_answer(now, waited);
+                self.emit(AcdAction::Measured(Measure::Answered {
+                    queue: q,
+                    waited,
+                    within,
+                }));
             }
         }
         self.cancel_offers(now, c, others, None);
