@@ -44,7 +44,6 @@ pub const SANS_IO_CORES: &[&str] = &[
     "src/acd/queue.rs",
     "src/acd/strategy.rs",
     "src/acd/config.rs",
-    "src/acd/lines.rs",
     "src/acd/erlang.rs",
     "src/acd/staffing.rs",
     "src/ivr/engine.rs",
