@@ -831,17 +831,17 @@ impl Metrics {
         };
         let queue_service_level = float_vec(
             "centralita_queue_service_level_ratio",
-            "Calls answered within the queue's service-level target / calls answered, over the last hour (NaN before any answer)",
+            "The queue's service level over its stats window: answered within the threshold / answered, abandons counted as the queue's `abandons` says (NaN before anything counts)",
             &["queue"],
         );
         let queue_answered_window = int_vec(
-            "centralita_queue_answered_last_hour",
-            "Calls of the queue answered by an agent in the last hour",
+            "centralita_queue_answered_in_window",
+            "Calls of the queue answered by an agent in its stats window (queues.<name>.stats_window_mins, an hour by default)",
             &["queue"],
         );
         let queue_abandoned_window = int_vec(
-            "centralita_queue_abandoned_last_hour",
-            "Callers who hung up while waiting in the queue in the last hour",
+            "centralita_queue_abandoned_in_window",
+            "Callers who hung up waiting in the queue in its stats window, short abandons left out",
             &["queue"],
         );
         let queue_handle_time = float_vec(

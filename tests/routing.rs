@@ -58,7 +58,7 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
             1.0,
         ),
         (
-            "centralita_queue_answered_last_hour{queue=\"software\"}",
+            "centralita_queue_answered_in_window{queue=\"software\"}",
             1.0,
         ),
         (
@@ -66,7 +66,7 @@ async fn a_software_caller_is_bridged_to_the_ready_software_agent() {
             1.0,
         ),
         (
-            "centralita_queue_abandoned_last_hour{queue=\"software\"}",
+            "centralita_queue_abandoned_in_window{queue=\"software\"}",
             0.0,
         ),
     ] {
