@@ -53,7 +53,8 @@ pub struct QueueView {
     /// Callers waiting for a callback (their line freed).
     pub callbacks_pending: usize,
     pub longest_wait_secs: f64,
-    /// Answered within the target over the last hour (`null`: none answered).
+    /// The service level over the queue's stats window, abandons counted the
+    /// queue's way (`null`: nothing counts yet).
     pub service_level: Option<f64>,
     pub answered: u32,
     pub abandoned: u32,

@@ -1,5 +1,5 @@
 //! `GET /api/v1/queues`: each queue's waiting callers, longest wait,
-//! service level over the last hour and agents by state (the wallboard).
+//! service level over its stats window and agents by state (the wallboard).
 
 use super::auth::Principal;
 use super::AppState;
