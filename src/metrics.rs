@@ -550,6 +550,27 @@ impl Metrics {
             "Malformed or unsupported SIP requests refused by the socket front, by status",
             &["status"],
         );
+        // The label values a dashboard sums over exist from the start (a
+        // series that appears only on the first event hides its rate).
+        for m in [
+            "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "INFO", "REFER", "NOTIFY",
+        ] {
+            for d in ["in", "out"] {
+                sip_requests.with_label_values(&[m, d]);
+            }
+        }
+        for r in [
+            "unparsable",
+            "malformed_response",
+            "stray_response",
+            "malformed_ack",
+            "stack_stopped",
+        ] {
+            sip_dropped.with_label_values(&[r]);
+        }
+        for s in ["400", "416", "420", "501", "505", "513"] {
+            sip_refused.with_label_values(&[s]);
+        }
         let rtp_packets_sent = counter(
             &registry,
             "centralita_rtp_packets_sent_total",
@@ -566,6 +587,9 @@ impl Metrics {
             "RTP packets ignored, by reason (wrong_source, malformed, unknown_payload)",
             &["reason"],
         );
+        for r in ["wrong_source", "malformed", "unknown_payload"] {
+            rtp_packets_ignored.with_label_values(&[r]);
+        }
         let rtp_send_lateness = Histogram::with_opts(
             HistogramOpts::new(
                 "centralita_rtp_send_lateness_seconds",

@@ -303,6 +303,11 @@ fn names_in(text: &str) -> std::collections::BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_dashboard_and_the_alerts_name_is_exported() {
     let server = start_server().await;
+    // One call answered by the IVR and hung up: SIP responses exist once
+    // one has gone out.
+    let client = Arc::new(SipClient::new(server.sip_addr).await);
+    let (mut call, _) = Call::place(client, "soporte", "0 101").await;
+    assert_eq!(call.bye().await, Some(200));
     let text = page(&server);
     let root = env!("CARGO_MANIFEST_DIR");
     for file in [

@@ -9,7 +9,7 @@
 //!
 //! Skipped with a printed reason when prometheus or sipp is missing;
 //! failed instead under CENTRALITA_REQUIRE_INTEROP=1.
-//! `CENTRALITA_DASHBOARD_CALLS` sets how many calls SIPp places (60 by
+//! `CENTRALITA_DASHBOARD_CALLS` sets how many calls SIPp places (30 by
 //! default, one a second).
 
 mod common;
@@ -241,7 +241,7 @@ async fn prometheus_loads_the_shipped_files_and_every_panel_and_alert_query_work
     let calls: u32 = std::env::var("CENTRALITA_DASHBOARD_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(30);
     let work = prom.dir.join("sipp");
     std::fs::create_dir_all(&work).expect("sipp dir");
     std::fs::write(work.join("queues.csv"), "SEQUENTIAL\n201;\n202;\n201;\n").expect("csv");
@@ -365,6 +365,7 @@ fn escape(s: &str) -> String {
 fn fmt_value(v: f64, unit: &str) -> String {
     match unit {
         "percentunit" => format!("{:.0}%", v * 100.0),
+        "s" if v < 1.0 => format!("{:.1} ms", v * 1000.0),
         "s" => format!("{v:.1} s"),
         _ if v.abs() >= 100.0 || v == v.trunc() => format!("{v:.0}"),
         _ => format!("{v:.2}"),
@@ -373,7 +374,7 @@ fn fmt_value(v: f64, unit: &str) -> String {
 
 /// One panel as an SVG line chart of its queries over the run.
 async fn panel_svg(prom: &Prometheus, p: &Panel, start: u64, end: u64) -> String {
-    let (w, h) = (460.0, 200.0);
+    let (w, h) = (460.0, 180.0);
     let mut lines = Vec::new();
     for (expr, fmt) in &p.targets {
         let path = format!(
@@ -409,6 +410,7 @@ async fn panel_svg(prom: &Prometheus, p: &Panel, start: u64, end: u64) -> String
         fmt_value(max, &p.unit),
         b = h - 20.0
     );
+    let mut keys = String::new();
     for (i, (name, pts)) in lines.iter().take(8).enumerate() {
         let c = COLORS[i % COLORS.len()];
         let d: Vec<String> = pts
@@ -423,11 +425,9 @@ async fn panel_svg(prom: &Prometheus, p: &Panel, start: u64, end: u64) -> String
             "<polyline fill='none' stroke='{c}' stroke-width='1.6' points='{}'/>",
             d.join(" ")
         ));
-        svg.push_str(&format!(
-            "<text x='{}' y='{}' class='lg' fill='{c}'>{}</text>",
-            44.0 + (i % 4) as f64 * 104.0,
-            h - 4.0 - (i / 4) as f64 * 0.0,
-            escape(&name.chars().take(16).collect::<String>())
+        keys.push_str(&format!(
+            "<span><i style='background:{c}'></i>{}</span>",
+            escape(name)
         ));
     }
     svg.push_str("</svg>");
@@ -451,7 +451,10 @@ async fn draw_dashboard(prom: &Prometheus, all: &[Panel], started: Instant, ende
          .g{{display:grid;grid-template-columns:repeat(4,476px);gap:8px}}\
          .p{{background:#181b1f;border:1px solid #2c3235;border-radius:3px;padding:6px}}\
          h3{{font-size:13px;margin:0 0 4px;font-weight:500}}\
-         .ax{{fill:#8e8e8e;font-size:10px}} .lg{{font-size:10px}}</style>\
+         .ax{{fill:#8e8e8e;font-size:10px}}\
+         .k{{font-size:11px;line-height:15px;height:32px;overflow:hidden}}\
+         .k span{{margin-right:10px;white-space:nowrap}}\
+         .k i{{display:inline-block;width:10px;height:3px;margin:0 4px 3px 0}}</style>\
          <h1>centralita — call center · last {span} s (Prometheus query_range of the dashboard's expressions)</h1>\
          <div class='g'>{body}</div>"
     );
@@ -460,7 +463,7 @@ async fn draw_dashboard(prom: &Prometheus, all: &[Panel], started: Instant, ende
     let page = dir.join("centralita.html");
     std::fs::write(&page, html).expect("page written");
     let rows = all.len().div_ceil(4);
-    let height = 60 + rows * 248;
+    let height = 60 + rows * 262;
     let png = dir.join("centralita.png");
     let status = Command::new("chromium")
         .args([

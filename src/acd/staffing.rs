@@ -53,15 +53,22 @@ impl Traffic {
         }
     }
 
-    /// Per second; `0.0` until two samples a second apart exist.
+    /// The count's growth over the last [`TRAFFIC_WINDOW`], per second of
+    /// the window: "arrivals in the last 15 minutes / 15 minutes". Until
+    /// the window has filled (just after a start), the growth since the
+    /// first sample still counts over the whole window: the figure rises to
+    /// the rate rather than jumping at the first few calls.
     pub fn per_second(&self) -> f64 {
         let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) else {
             return 0.0;
         };
-        let span = last.0.saturating_duration_since(first.0).as_secs_f64();
-        if span < 1.0 {
-            return 0.0;
-        }
+        // The base sample may be a little older than the window (it is the
+        // last one at or before its start): scale to the span it covers.
+        let span = last
+            .0
+            .saturating_duration_since(first.0)
+            .max(TRAFFIC_WINDOW)
+            .as_secs_f64();
         ((last.1 - first.1) / span).max(0.0)
     }
 }
@@ -178,10 +185,14 @@ mod tests {
         let mut t = Traffic::default();
         assert_eq!(t.per_second(), 0.0);
         t.record(t0, 0.0);
-        t.record(t0, 5.0);
-        assert_eq!(t.per_second(), 0.0, "no time has passed");
-        // One call every 10 s for 20 minutes.
-        for s in 1..=1200u64 {
+        // One call every 10 s: after 7.5 minutes, 45 calls over the
+        // 15-minute window.
+        for s in 1..=450u64 {
+            t.record(t0 + Duration::from_secs(s), (s / 10) as f64);
+        }
+        assert!((t.per_second() - 0.05).abs() < 1e-9, "{}", t.per_second());
+        // After 20 minutes, the window is full: 90 calls in 15 minutes.
+        for s in 451..=1200u64 {
             t.record(t0 + Duration::from_secs(s), (s / 10) as f64);
         }
         assert!((t.per_second() - 0.1).abs() < 0.005, "{}", t.per_second());
