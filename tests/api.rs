@@ -612,6 +612,11 @@ async fn a_supervisor_reads_everything_pages_tickets_and_sees_queues_and_the_kno
         .expect("software");
     assert_eq!(software["answered"], 1);
     assert!(software["agents"]["wrap_up"].as_u64().is_some());
+    // The wallboard's staffing figures: a wait was measured, and Erlang C
+    // gives a whole number of agents.
+    assert!(software["average_speed_of_answer_secs"].as_f64().is_some());
+    assert!(software["agents_needed"].as_u64().is_some());
+    assert!(software["agents_short"].as_u64().is_some());
     let agents = get(http, "/api/v1/agents", &sara).await.json();
     let a = agents["agents"]
         .as_array()

@@ -86,7 +86,12 @@ function renderQueues() {
             title: t('sup.target', { p: conf.service_level_percent || 80, s: conf.service_level_secs || 20 }) },
           sl === null ? '—' : `${Math.round(sl * 100)} %`)),
         h('div', { class: 'fact' }, h('dt', {}, t('sup.answered')), h('dd', {}, String(q.answered))),
-        h('div', { class: 'fact' }, h('dt', {}, t('sup.abandoned')), h('dd', {}, String(q.abandoned)))),
+        h('div', { class: 'fact' }, h('dt', {}, t('sup.abandoned')), h('dd', {}, String(q.abandoned))),
+        h('div', { class: 'fact' }, h('dt', {}, t('sup.asa')),
+          h('dd', {}, q.average_speed_of_answer_secs == null ? '—' : duration(q.average_speed_of_answer_secs * 1000))),
+        h('div', { class: 'fact' }, h('dt', { title: t('sup.needed.help') }, t('sup.needed')),
+          h('dd', { class: q.agents_short > 0 ? 'sl poor' : '', title: q.agents_short > 0 ? t('sup.short', { n: q.agents_short }) : '' },
+            q.agents_short > 0 ? `${q.agents_needed} (−${q.agents_short})` : String(q.agents_needed || 0)))),
       bar));
   }
 }

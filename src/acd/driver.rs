@@ -59,6 +59,13 @@ pub struct QueueView {
     pub answered: u32,
     pub abandoned: u32,
     pub average_handle_secs: f64,
+    /// The average wait of the callers answered in the window (`null`:
+    /// none answered).
+    pub average_speed_of_answer_secs: Option<f64>,
+    /// Erlang C for the last 15 minutes' traffic: the agents the queue
+    /// needs to meet its goal, and how many of them are missing now.
+    pub agents_needed: u32,
+    pub agents_short: u32,
     /// Agents who serve it, by state.
     pub agents: BTreeMap<&'static str, u32>,
 }
@@ -884,6 +891,7 @@ impl Task {
             .filter_map(|(q, _)| {
                 let st = self.acd.queue_stats(q, now)?;
                 let by_state = st.agents.by_state();
+                let staffing = self.kpis.staffing(q);
                 Some(QueueView {
                     name: q.clone(),
                     waiting: st.waiting,
@@ -893,6 +901,11 @@ impl Task {
                     answered: st.answered,
                     abandoned: st.abandoned,
                     average_handle_secs: st.average_handle_time.as_secs_f64(),
+                    average_speed_of_answer_secs: st
+                        .average_speed_of_answer
+                        .map(|d| d.as_secs_f64()),
+                    agents_needed: staffing.map_or(0, |s| s.agents_needed),
+                    agents_short: staffing.map_or(0, |s| s.agents_short),
                     agents: AgentStatus::ALL
                         .iter()
                         .map(|s| s.as_str())

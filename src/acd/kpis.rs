@@ -34,6 +34,8 @@ struct QueueKpi {
     talk: Histogram,
     wrap_up: Histogram,
     arrivals: Traffic,
+    /// The last second's figures.
+    staffing: Option<staffing::Staffing>,
     erlangs: Gauge,
     needed: Gauge,
     short: Gauge,
@@ -103,6 +105,7 @@ impl Kpis {
                     talk: m.talk.with_label_values(&l),
                     wrap_up: m.wrap_up.with_label_values(&l),
                     arrivals: Traffic::default(),
+                    staffing: None,
                     erlangs: s.offered_erlangs.with_label_values(&l),
                     needed: s.agents_needed.with_label_values(&l),
                     short: s.agents_short.with_label_values(&l),
@@ -194,6 +197,15 @@ impl Kpis {
         }
     }
 
+    /// The queue's staffing as last computed (`None` before the first
+    /// second, or for an unknown queue).
+    pub fn staffing(&self, queue: &str) -> Option<staffing::Staffing> {
+        self.queues
+            .iter()
+            .find(|q| q.name == queue)
+            .and_then(|q| q.staffing)
+    }
+
     /// Once a second: line and agent time, and staffing.
     pub fn tick(&mut self, acd: &Acd, now: Instant) {
         let totals = self.lines.account(now);
@@ -223,6 +235,7 @@ impl Kpis {
                 q.goal,
                 serving,
             );
+            q.staffing = Some(s);
             q.erlangs.set(s.offered_erlangs);
             q.needed.set(f64::from(s.agents_needed));
             q.short.set(f64::from(s.agents_short));
