@@ -431,7 +431,10 @@ async fn panel_svg(prom: &Prometheus, p: &Panel, start: u64, end: u64) -> String
         ));
     }
     svg.push_str("</svg>");
-    format!("<div class='p'><h3>{}</h3>{svg}</div>", escape(&p.title))
+    format!(
+        "<div class='p'><h3>{}</h3>{svg}<div class='k'>{keys}</div></div>",
+        escape(&p.title)
+    )
 }
 
 async fn draw_dashboard(prom: &Prometheus, all: &[Panel], started: Instant, ended: Instant) {
