@@ -691,28 +691,18 @@ impl Metrics {
             "centralita_lines_reserved",
             "Trunk lines kept for other uses: never taken by a call or a callback (acd.reserve)",
         );
-        let lines_in_use = IntGaugeVec::new(
-            Opts::new(
-                "centralita_lines_in_use",
-                "Trunk lines taken (callers, and the customer legs of callbacks), by what they are used for now",
-            ),
+        let lines_in_use = int_gauge_vec(
+            &registry,
+            "centralita_lines_in_use",
+            "Trunk lines taken (callers, and the customer legs of callbacks), by what they are used for now",
             &["phase"],
-        )
-        .expect("valid gauge");
-        registry
-            .register(Box::new(lines_in_use.clone()))
-            .expect("unique metric");
-        let line_seconds = CounterVec::new(
-            Opts::new(
-                "centralita_line_seconds_total",
-                "Line time spent in each phase (lines in the phase × seconds, accounted each second)",
-            ),
+        );
+        let line_seconds = float_counter_vec(
+            &registry,
+            "centralita_line_seconds_total",
+            "Line time spent in each phase (lines in the phase × seconds; exact at every change of phase, brought up to date each second)",
             &["phase"],
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(line_seconds.clone()))
-            .expect("unique metric");
+        );
         for p in crate::acd::lines::LinePhase::ALL {
             lines_in_use.with_label_values(&[p.label()]);
             line_seconds.with_label_values(&[p.label()]);
@@ -736,13 +726,8 @@ impl Metrics {
             "centralita_lines_blocking_probability",
             "Erlang B: the probability a caller finds no usable line, for the traffic offered to the trunk",
         );
-        let per_agent = |name: &str, help: &str| {
-            let c = CounterVec::new(Opts::new(name, help), &["agent"]).expect("valid counter");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
+        let per_agent =
+            |name: &str, help: &str| float_counter_vec(&registry, name, help, &["agent"]);
         let agent_logged_in_seconds = per_agent(
             "centralita_agent_logged_in_seconds_total",
             "Time each agent was logged in",
@@ -751,17 +736,12 @@ impl Metrics {
             "centralita_agent_handling_seconds_total",
             "Time each agent handled calls (talk and wrap-up); occupancy = rate of this / rate of logged-in time",
         );
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "centralita_build_info",
-                "Always 1; the version of centralita that runs",
-            ),
+        let build_info = int_gauge_vec(
+            &registry,
+            "centralita_build_info",
+            "Always 1; the version of centralita that runs",
             &["version"],
-        )
-        .expect("valid gauge");
-        registry
-            .register(Box::new(build_info.clone()))
-            .expect("unique metric");
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -990,6 +970,18 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
+}
+
+fn float_counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let c = CounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
 }
 
 fn float_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {

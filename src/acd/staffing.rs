@@ -254,21 +254,19 @@ mod tests {
     fn an_agent_clock_counts_logged_in_and_handling_time() {
         let t0 = Instant::now();
         let mut c = AgentClock::new(t0);
-        assert_eq!(
-            c.advance(t0 + Duration::from_secs(5), true, false),
-            (0.0, 0.0)
-        );
-        assert_eq!(
-            c.advance(t0 + Duration::from_secs(15), true, true),
-            (10.0, 0.0)
-        );
-        assert_eq!(
-            c.advance(t0 + Duration::from_secs(45), false, false),
-            (30.0, 30.0)
-        );
-        assert_eq!(
-            c.advance(t0 + Duration::from_secs(60), false, false),
-            (0.0, 0.0)
-        );
+        // (seconds after t0, logged in from then, handling from then) →
+        // (logged-in, handling) seconds since the step before.
+        for (at, l, h, want) in [
+            (5, true, false, (0.0, 0.0)),
+            (15, true, true, (10.0, 0.0)),
+            (45, false, false, (30.0, 30.0)),
+            (60, false, false, (0.0, 0.0)),
+        ] {
+            assert_eq!(
+                c.advance(t0 + Duration::from_secs(at), l, h),
+                want,
+                "at {at} s"
+            );
+        }
     }
 }
