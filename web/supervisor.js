@@ -90,8 +90,8 @@ function renderQueues() {
         h('div', { class: 'fact' }, h('dt', {}, t('sup.asa')),
           h('dd', {}, q.average_speed_of_answer_secs == null ? '—' : duration(q.average_speed_of_answer_secs * 1000))),
         h('div', { class: 'fact' }, h('dt', { title: t('sup.needed.help') }, t('sup.needed')),
-          h('dd', { class: q.agents_short > 0 ? 'sl poor' : '', title: q.agents_short > 0 ? t('sup.short', { n: q.agents_short }) : '' },
-            q.agents_short > 0 ? `${q.agents_needed} (−${q.agents_short})` : String(q.agents_needed || 0)))),
+          h('dd', { class: q.agents_short > 0 ? 'sl poor' : '' },
+            q.agents_short > 0 ? `${q.agents_needed} (${t('sup.short', { n: q.agents_short })})` : String(q.agents_needed || 0)))),
       bar));
   }
 }
