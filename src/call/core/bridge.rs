@@ -84,7 +84,10 @@ impl CallCore {
 
     pub(super) fn refer(&mut self, leg: AgentLegRef, req: ReqId, target: &str) {
         let bridged = matches!(&self.phase, Phase::Bridged(b) if b.leg == leg);
-        let pending = matches!(&self.phase, Phase::Bridged(b) if b.transfer.is_some());
+        // A transfer already asked for, or a consultation in progress (the
+        // phone's attended transfer completes it with `Replaces` instead).
+        let pending = matches!(&self.phase, Phase::Bridged(b)
+            if b.transfer.is_some() || b.consult.is_some());
         let to = self.settings.config.transfer_target(target);
         match (bridged, pending, to) {
             (true, false, Some(to)) => {
@@ -117,6 +120,16 @@ impl CallCore {
             return;
         };
         if b.transfer.is_some() {
+            return;
+        }
+        if b.consult.is_some() {
+            // One move at a time: the consultation is completed or given
+            // up before the caller can be sent elsewhere.
+            tracing::info!("a transfer while the agent consults: refused");
+            if how == TransferHow::Keypad {
+                self.count(CallCount::KeypadTransfer(KeypadResult::Refused));
+                self.tell_agent_transfer_failed();
+            }
             return;
         }
         b.transfer = Some(PendingTransfer {

@@ -425,6 +425,28 @@ fn a_refer_with_replaces_naming_no_talking_consultation_is_refused_403() {
 }
 
 #[test]
+fn a_blind_refer_of_the_caller_while_the_phone_consults_is_refused_491() {
+    // Found by the proptest: the transfer went through and left the
+    // consultation call up after the call had ended.
+    let (mut h, _) = H::phone_consults("303");
+    h.carmen_rings();
+    let acts = h.ev(CallEvent::AgentRefer {
+        leg: leg(0),
+        req: ReqId(4),
+        target: "202".into(),
+        replaces: None,
+    });
+    assert_eq!(
+        acts,
+        vec![CallAction::ReplyRefer {
+            req: ReqId(4),
+            status: 491
+        }]
+    );
+    assert_eq!(h.state(), CallState::Consulting);
+}
+
+#[test]
 fn hanging_up_the_consultation_call_goes_back_and_the_phone_resumes_its_caller() {
     let (mut h, _) = H::phone_consults("303");
     h.carmen_rings();
