@@ -541,7 +541,7 @@ impl Metrics {
         let sip_dropped = counter_vec(
             &registry,
             "centralita_sip_messages_dropped_total",
-            "SIP messages dropped unanswered, by reason",
+            "SIP messages dropped unanswered, by reason (unparsable, malformed or stray responses, malformed ACKs, the stack stopped, a scanner's User-Agent)",
             &["reason"],
         );
         let sip_refused = counter_vec(
@@ -565,6 +565,7 @@ impl Metrics {
             "stray_response",
             "malformed_ack",
             "stack_stopped",
+            "scanner",
         ] {
             sip_dropped.with_label_values(&[r]);
         }

@@ -28,6 +28,7 @@ use crate::sip::{
     AgentLeg, AgentLegEvent, AgentTarget, CallHandler, CallLeg, IncomingCall, InfoReply, LegEnd,
     LegEvent, OfferReply, ReferReply, SipStack,
 };
+use crate::text::Untrusted;
 use crate::tickets::{
     CallChange, CallKey, Caller, Millis, NewCall, TicketNumber, TicketStore, Write, Written,
 };
@@ -293,7 +294,7 @@ async fn route_consultation(ctx: Arc<CallContext>, arrival: Box<ConsultArrival>)
     if ctx.settings.config.queue_by_number(&call.dialed).is_some() {
         return start_call(ctx, call, leg, events);
     }
-    tracing::info!(%agent, dialed = %call.dialed, "an agent's call to a colleague outside a call: 403");
+    tracing::info!(%agent, dialed = %Untrusted(&call.dialed), "an agent's call to a colleague outside a call: 403");
     leg.reject(403);
 }
 
@@ -312,7 +313,7 @@ fn start_call(
         None => match ctx.lines.try_take(LinePhase::Ivr) {
             Some(line) => Some(line),
             None => {
-                tracing::info!(call_id = %call.call_id, "no free line: 486");
+                tracing::info!(call_id = %Untrusted(&call.call_id), "no free line: 486");
                 ctx.lines.note_blocked();
                 ctx.metrics.call_ended(CallOutcome::Blocked);
                 // The caller turned away has a ticket too, kept before the
@@ -333,7 +334,7 @@ fn start_call(
             }
         },
     };
-    let span = tracing::info_span!("call", call_id = %call.call_id, id = id.0);
+    let span = tracing::info_span!("call", call_id = %Untrusted(&call.call_id), id = id.0);
     let tracker = ctx.tracker.clone();
     tracker.spawn(
         async move {
@@ -374,7 +375,7 @@ async fn run(
     leg_events: mpsc::UnboundedReceiver<LegEvent>,
     line: Option<LineGuard>,
 ) -> CallOutcome {
-    tracing::debug!(from = %call.from_uri, dialed = %call.dialed, source = %call.source, "incoming call");
+    tracing::debug!(from = %Untrusted(&call.from_uri), dialed = %Untrusted(&call.dialed), source = %call.source, "incoming call");
     let port = match ctx.ports.allocate() {
         Ok(p) => Some(p),
         Err(e) => {
@@ -1567,7 +1568,7 @@ pub(super) fn ring(
                 Ok(leg) => Some(leg),
                 Err(e) => {
                     tracing::info!(error = %e, "cannot ring");
-                    tracing::debug!(contact = %t.contact, "the contact that could not be rung");
+                    tracing::debug!(contact = %Untrusted(&t.contact.to_string()), "the contact that could not be rung");
                     None
                 }
             },

@@ -432,6 +432,11 @@ pub struct SipSection {
     pub advertise: Option<String>,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// Requests whose User-Agent contains one of these (any case) are
+    /// dropped unanswered and counted: the SIP scanners that sweep public
+    /// numbers for extensions and passwords.
+    #[serde(default = "default_scanner_user_agents")]
+    pub refuse_user_agents: Vec<String>,
     /// Seconds a client waits before retrying when we refuse calls (503).
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u32,
@@ -481,6 +486,23 @@ fn default_sip_listen() -> String {
 }
 fn default_user_agent() -> String {
     "centralita".into()
+}
+
+fn default_scanner_user_agents() -> Vec<String> {
+    [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "sipsak",
+        "sundayddr",
+        "iwar",
+        "vaxsipuseragent",
+        "pplsip",
+        "smap",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_retry_after() -> u32 {
     30
@@ -595,6 +617,7 @@ impl Default for SipSection {
             listen: default_sip_listen(),
             advertise: None,
             user_agent: default_user_agent(),
+            refuse_user_agents: default_scanner_user_agents(),
             retry_after_secs: default_retry_after(),
             answer_after_ms: 0,
         }

@@ -201,6 +201,13 @@ impl RuntimeConfig {
             sip_listen,
             advertise,
             user_agent: f.sip.user_agent,
+            refuse_user_agents: f
+                .sip
+                .refuse_user_agents
+                .iter()
+                .map(|u| u.to_lowercase())
+                .filter(|u| !u.is_empty())
+                .collect(),
             retry_after_secs: f.sip.retry_after_secs,
             answer_after_ms: f.sip.answer_after_ms,
             http_listen,

@@ -120,6 +120,8 @@ pub struct RuntimeConfig {
     pub sip_listen: SocketAddr,
     pub advertise: Option<IpAddr>,
     pub user_agent: String,
+    /// User-Agent substrings (lower case) whose requests are dropped.
+    pub refuse_user_agents: Vec<String>,
     pub retry_after_secs: u32,
     pub answer_after_ms: u32,
     pub http_listen: SocketAddr,

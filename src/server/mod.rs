@@ -274,6 +274,7 @@ impl Server {
         let stack_opts = StackOptions {
             advertise: config.advertise,
             user_agent: config.user_agent.clone(),
+            refuse_user_agents: config.refuse_user_agents.clone(),
             retry_after_secs: config.retry_after_secs,
             t1: opts.sip_t1,
             overload: Arc::clone(&overload),

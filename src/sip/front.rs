@@ -71,6 +71,42 @@ pub struct Front {
     /// send names the local address towards its destination, never an
     /// interface rsipstack guessed.
     via_from_route: bool,
+    /// User-Agent substrings of SIP scanners, whose requests are dropped.
+    scanners: Vec<String>,
+    /// When each source was last logged for a drop (warn once a period).
+    logged: Mutex<LogOnce>,
+}
+
+/// Which sources were logged lately: a bounded map, so that a flood of
+/// sources cannot grow it (when full, entries older than the period go;
+/// if none has, the new source is not logged and the drop is only
+/// counted).
+#[derive(Default)]
+struct LogOnce {
+    last: HashMap<IpAddr, Instant>,
+}
+
+impl LogOnce {
+    const PERIOD: Duration = Duration::from_secs(60);
+    const CAP: usize = 4096;
+
+    /// Whether `src` should be logged now.
+    fn first_in_period(&mut self, src: IpAddr, now: Instant) -> bool {
+        if let Some(t) = self.last.get(&src) {
+            if now.saturating_duration_since(*t) < Self::PERIOD {
+                return false;
+            }
+        }
+        if self.last.len() >= Self::CAP && !self.last.contains_key(&src) {
+            self.last
+                .retain(|_, t| now.saturating_duration_since(*t) < Self::PERIOD);
+            if self.last.len() >= Self::CAP {
+                return false;
+            }
+        }
+        self.last.insert(src, now);
+        true
+    }
 }
 
 /// The front's decision about one message.
@@ -99,6 +135,7 @@ impl Front {
         metrics: Metrics,
         via_from_route: bool,
         overload: Arc<crate::server::overload::Overload>,
+        scanners: Vec<String>,
     ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {
@@ -109,6 +146,8 @@ impl Front {
             client_branches: Mutex::new(ClientBranches::default()),
             local_addrs: Mutex::new(HashMap::new()),
             via_from_route,
+            scanners,
+            logged: Mutex::new(LogOnce::default()),
         });
         let fs = FrontSocket {
             front: Arc::clone(&front),
@@ -196,6 +235,28 @@ impl Front {
                     .sip_requests
                     .with_label_values(&[method_label(method), "in"])
                     .inc();
+                if raw::from_scanner(msg, &self.scanners) {
+                    // No answer at all: a scanner learns nothing here.
+                    self.metrics.dropped("scanner");
+                    let first = self
+                        .logged
+                        .lock()
+                        .is_ok_and(|mut l| l.first_in_period(src.ip(), Instant::now()));
+                    if first {
+                        let ua = msg
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
+                            .map(|h| h.value.to_string())
+                            .unwrap_or_default();
+                        tracing::warn!(
+                            source = %src.ip(),
+                            user_agent = %crate::text::Untrusted(&ua),
+                            "a SIP scanner's requests are dropped (logged once a minute per source)"
+                        );
+                    }
+                    return Verdict::Drop;
+                }
                 match raw::check_request(msg).and_then(|()| for_stack(framed, msg)) {
                     Ok(bytes) => Verdict::Forward(bytes),
                     Err(FrontError::Refuse {
@@ -207,7 +268,7 @@ impl Front {
                             self.metrics.dropped("malformed_ack");
                             return Verdict::Drop;
                         }
-                        tracing::debug!(%src, status, detail, "refused request");
+                        tracing::debug!(%src, status, detail = %crate::text::Untrusted(&detail), "refused request");
                         let extra = raw::refusal_headers(status, &detail);
                         let extra: Vec<(&str, &str)> =
                             extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -619,6 +680,26 @@ impl rsipstack::platform::net::UdpSocket for FrontSocket {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_source_is_logged_once_a_minute_and_the_map_stays_bounded() {
+        let mut l = LogOnce::default();
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert!(l.first_in_period(a, t0));
+        assert!(!l.first_in_period(a, t0 + Duration::from_secs(30)));
+        assert!(l.first_in_period(a, t0 + Duration::from_secs(61)));
+        // A flood of sources: the map never grows past its cap.
+        let mut l = LogOnce::default();
+        for i in 0..(LogOnce::CAP as u32 + 500) {
+            l.first_in_period(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert_eq!(l.last.len(), LogOnce::CAP);
+        // Once the period has passed, room is made again.
+        assert!(l.first_in_period(a, t0 + Duration::from_secs(61)));
+        assert_eq!(l.last.len(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -372,6 +372,21 @@ impl<'a> RawMessage<'a> {
 
 /// Checks on a split request that the front answers itself. `Ok(())` means
 /// "hand it to rsipstack".
+/// Whether a request comes from a known SIP scanner: its User-Agent
+/// contains one of `refused` (lower-case substrings), in any case.
+pub fn from_scanner(msg: &RawMessage<'_>, refused: &[String]) -> bool {
+    if refused.is_empty() {
+        return false;
+    }
+    msg.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("user-agent"))
+        .any(|h| {
+            let ua = h.value.to_lowercase();
+            refused.iter().any(|r| ua.contains(r.as_str()))
+        })
+}
+
 pub fn check_request(msg: &RawMessage<'_>) -> Result<(), FrontError> {
     if let Some(p) = &msg.problem {
         return Err(p.clone());
@@ -791,6 +806,36 @@ mod tests {
                 let _ = check_request(&m);
                 let _ = build_response(&m, 400, "Bad Request", &[]);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod scanner_tests {
+    use super::*;
+
+    fn with_ua(ua: &str) -> Vec<u8> {
+        format!(
+            "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1\r\n\
+             From: <sip:100@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: 1\r\n\
+             CSeq: 1 OPTIONS\r\n{ua}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_scanners_user_agent_is_known_in_any_case_and_others_are_not() {
+        let refused: Vec<String> = vec!["friendly-scanner".into(), "sipvicious".into()];
+        for (ua, scanner) in [
+            ("User-Agent: friendly-scanner\r\n", true),
+            ("user-agent: SIPVicious 0.3\r\n", true),
+            ("User-Agent: Linphone/5.2 (belle-sip)\r\n", false),
+            ("", false),
+        ] {
+            let bytes = with_ua(ua);
+            let msg = split(&bytes, true).expect("message");
+            assert_eq!(from_scanner(&msg, &refused), scanner, "{ua:?}");
+            assert!(!from_scanner(&msg, &[]), "an empty list refuses none");
         }
     }
 }

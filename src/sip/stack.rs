@@ -338,6 +338,8 @@ pub trait CallHandler: Send + Sync + 'static {
 pub struct StackOptions {
     pub advertise: Option<IpAddr>,
     pub user_agent: String,
+    /// Requests from these User-Agents (lower-case substrings) are dropped.
+    pub refuse_user_agents: Vec<String>,
     pub retry_after_secs: u32,
     /// Shortened RFC 3261 timers (tests); `None` for the standard ones.
     pub t1: Option<Duration>,
@@ -388,6 +390,7 @@ impl SipStack {
             metrics.clone(),
             via_from_route,
             Arc::clone(&opts.overload),
+            opts.refuse_user_agents.clone(),
         );
         let stack_cancel = cancel.child_token();
 

@@ -91,7 +91,7 @@ impl CallCore {
         let to = self.settings.config.transfer_target(target);
         match (bridged, pending, to) {
             (true, false, Some(to)) => {
-                tracing::info!(%target, "the agent transfers the caller (REFER)");
+                tracing::info!(target = %crate::text::Untrusted(target), "the agent transfers the caller (REFER)");
                 self.emit(CallAction::ReplyRefer { req, status: 202 });
                 self.request_transfer(TransferHow::Refer, to);
             }

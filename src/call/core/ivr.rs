@@ -89,7 +89,7 @@ impl CallCore {
             _ => self.caller_contact(),
         };
         tracing::info!(%queue, "callback requested");
-        tracing::debug!(contact = %target.contact, "callback contact");
+        tracing::debug!(contact = %crate::text::Untrusted(&target.contact.to_string()), "callback contact");
         let ticket = Some(self.ticket_label());
         self.record_callback(&queue);
         // The ACD hears when this line goes: the callback waits for it.

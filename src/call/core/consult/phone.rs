@@ -49,7 +49,7 @@ impl CallCore {
             Some(Err(e)) => return self.emit(reject(e.sip_status())),
             None => return self.emit(reject(488)),
         };
-        tracing::info!(dialed = %c.dialed, "the agent's phone consults");
+        tracing::info!(dialed = %crate::text::Untrusted(&c.dialed), "the agent's phone consults");
         let session = SdpSession::for_leg(LegId {
             call: self.id,
             role: LegRole::Consult,
