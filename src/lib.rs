@@ -61,4 +61,5 @@ pub const SANS_IO_CORES: &[&str] = &[
     "src/sip/raw.rs",
     "src/sip/digest.rs",
     "src/sip/registrar.rs",
+    "src/sip/limits.rs",
 ];

@@ -188,6 +188,15 @@ pub struct Metrics {
     pub sip_dropped: IntCounterVec,
     pub sip_refused: IntCounterVec,
     pub sip_auth_failures: IntCounterVec,
+    /// New INVITEs refused 503 by the per-source limits, by reason.
+    pub sip_limited: IntCounterVec,
+    /// Sources banned and accounts throttled, by kind and reason.
+    pub sip_bans: IntCounterVec,
+    /// Bans and throttles in force, by kind.
+    pub sip_banned: IntGaugeVec,
+    /// Memory caps reached, by cap (what arrived past it was refused or
+    /// dropped and counted here).
+    pub limits_hit: IntCounterVec,
     /// SIP datagrams read by the socket front, waiting for the stack.
     pub sip_backlog: IntGauge,
     // --- Media
@@ -541,7 +550,7 @@ impl Metrics {
         let sip_dropped = counter_vec(
             &registry,
             "centralita_sip_messages_dropped_total",
-            "SIP messages dropped unanswered, by reason (unparsable, malformed or stray responses, malformed ACKs, the stack stopped, a scanner's User-Agent)",
+            "SIP messages dropped unanswered, by reason (unparsable, malformed or stray responses, malformed ACKs, the stack stopped, a scanner's User-Agent, a banned source)",
             &["reason"],
         );
         let sip_refused = counter_vec(
@@ -566,6 +575,7 @@ impl Metrics {
             "malformed_ack",
             "stack_stopped",
             "scanner",
+            "banned",
         ] {
             sip_dropped.with_label_values(&[r]);
         }
@@ -777,6 +787,48 @@ impl Metrics {
             "Requests refused 403 for wrong credentials, by method",
             &["method"],
         );
+        let sip_limited = counter_vec(
+            &registry,
+            "centralita_sip_invites_limited_total",
+            "New INVITEs refused 503 with Retry-After by the per-source limits, by reason (rate: INVITEs per second; calls: calls held at once)",
+            &["reason"],
+        );
+        for r in ["rate", "calls"] {
+            sip_limited.with_label_values(&[r]);
+        }
+        let sip_bans = counter_vec(
+            &registry,
+            "centralita_sip_bans_total",
+            "Sources banned and accounts throttled, by kind (source, account) and reason (auth: digest failures; flood: INVITEs past the limits)",
+            &["kind", "reason"],
+        );
+        for (k, r) in [("source", "auth"), ("source", "flood"), ("account", "auth")] {
+            sip_bans.with_label_values(&[k, r]);
+        }
+        let sip_banned = int_gauge_vec(
+            &registry,
+            "centralita_sip_banned",
+            "Bans (sources) and throttles (accounts) in force, by kind",
+            &["kind"],
+        );
+        for k in ["source", "account"] {
+            sip_banned.with_label_values(&[k]);
+        }
+        let limits_hit = counter_vec(
+            &registry,
+            "centralita_limits_hit_total",
+            "Times a memory cap was reached, by cap (sources: the per-source table; tcp_connections: a connection refused or closed half-open; tcp_buffer: a message past the size limit, or left unfinished, on a connection; dialogs and transactions: a new request refused 503; nonces: the oldest evicted; account_throttle: a digest attempt not heard for a throttled account)",
+            &["cap"],
+        );
+        for c in [
+            "sources",
+            "tcp_connections",
+            "tcp_buffer",
+            "dialogs",
+            "account_throttle",
+        ] {
+            limits_hit.with_label_values(&[c]);
+        }
         let agents_registered = gauge(
             &registry,
             "centralita_agents_registered",
@@ -895,6 +947,10 @@ impl Metrics {
             build_info,
             agents,
             sip_auth_failures,
+            sip_limited,
+            sip_bans,
+            sip_banned,
+            limits_hit,
             agents_registered,
             calls,
             calls_active,

@@ -49,6 +49,92 @@ pub struct FileConfig {
     pub kb: KbSection,
     #[serde(default)]
     pub helpdesk: HelpdeskSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// Limits per source address and per account (see `sip::limits`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Calls one source address may hold at once (0: no limit).
+    #[serde(default = "default_calls_per_source")]
+    pub calls_per_source: u32,
+    /// New INVITEs per second from one source (0: no limit)…
+    #[serde(default = "default_invites_per_sec")]
+    pub invites_per_sec: u32,
+    /// …after a burst of this many.
+    #[serde(default = "default_invite_burst")]
+    pub invite_burst: u32,
+    /// A source refused this many INVITEs within a minute is banned (0: never).
+    #[serde(default = "default_refused_before_ban")]
+    pub refused_before_ban: u32,
+    /// Digest failures from one source within `auth_window_secs` that ban it (0: never).
+    #[serde(default = "default_auth_failures_before_ban")]
+    pub auth_failures_before_ban: u32,
+    #[serde(default = "default_auth_window_secs")]
+    pub auth_window_secs: u32,
+    /// How long a ban lasts.
+    #[serde(default = "default_ban_secs")]
+    pub ban_secs: u32,
+    /// Digest failures for one account (from any sources) within the window
+    /// that throttle it (0: never).
+    #[serde(default = "default_account_failures_before_throttle")]
+    pub account_failures_before_throttle: u32,
+    /// How long a throttle lasts.
+    #[serde(default = "default_account_throttle_secs")]
+    pub account_throttle_secs: u32,
+    /// Addresses and networks never limited (the callback trunk is added).
+    #[serde(default = "default_exempt")]
+    pub exempt: Vec<String>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            calls_per_source: default_calls_per_source(),
+            invites_per_sec: default_invites_per_sec(),
+            invite_burst: default_invite_burst(),
+            refused_before_ban: default_refused_before_ban(),
+            auth_failures_before_ban: default_auth_failures_before_ban(),
+            auth_window_secs: default_auth_window_secs(),
+            ban_secs: default_ban_secs(),
+            account_failures_before_throttle: default_account_failures_before_throttle(),
+            account_throttle_secs: default_account_throttle_secs(),
+            exempt: default_exempt(),
+        }
+    }
+}
+
+fn default_calls_per_source() -> u32 {
+    10
+}
+fn default_invites_per_sec() -> u32 {
+    5
+}
+fn default_invite_burst() -> u32 {
+    10
+}
+fn default_refused_before_ban() -> u32 {
+    50
+}
+fn default_auth_failures_before_ban() -> u32 {
+    10
+}
+fn default_auth_window_secs() -> u32 {
+    600
+}
+fn default_ban_secs() -> u32 {
+    3600
+}
+fn default_account_failures_before_throttle() -> u32 {
+    30
+}
+fn default_account_throttle_secs() -> u32 {
+    900
+}
+fn default_exempt() -> Vec<String> {
+    vec!["127.0.0.1".into(), "::1".into()]
 }
 
 /// A helpdesk told of every call (Zammad's generic CTI webhooks).

@@ -191,6 +191,48 @@ impl RuntimeConfig {
                 None
             }
         };
+        let limits = {
+            let l = &f.limits;
+            let mut exempt = vec![];
+            for (i, e) in l.exempt.iter().enumerate() {
+                match crate::sip::limits::Net::parse(e) {
+                    Ok(n) => exempt.push(n),
+                    Err(e) => err(&format!("limits.exempt[{i}]"), e),
+                }
+            }
+            if let Some(Ok(t)) = f.acd.callback_trunk.as_deref().map(Trunk::parse) {
+                exempt.extend(crate::sip::limits::Net::parse(&t.addr.ip().to_string()));
+            }
+            if l.invites_per_sec > 0 && l.invite_burst == 0 {
+                err(
+                    "limits.invite_burst",
+                    "expected at least 1 with invites_per_sec".into(),
+                );
+            }
+            if l.ban_secs == 0 {
+                err("limits.ban_secs", "expected at least 1 second".into());
+            }
+            if l.auth_window_secs == 0 {
+                err(
+                    "limits.auth_window_secs",
+                    "expected at least 1 second".into(),
+                );
+            }
+            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+            crate::sip::limits::LimitsConfig {
+                calls_per_source: l.calls_per_source,
+                invites_per_sec: l.invites_per_sec,
+                invite_burst: l.invite_burst,
+                refused_before_ban: l.refused_before_ban,
+                auth_failures_before_ban: l.auth_failures_before_ban,
+                auth_window: secs(l.auth_window_secs),
+                ban: secs(l.ban_secs),
+                account_failures_before_throttle: l.account_failures_before_throttle,
+                account_throttle: secs(l.account_throttle_secs),
+                exempt,
+                ..crate::sip::limits::LimitsConfig::default()
+            }
+        };
         let (Some(sip_listen), Some(http_listen), Some(rtp_ports), true) =
             (sip_listen, http_listen, rtp_ports, errors.is_empty())
         else {
@@ -255,6 +297,7 @@ impl RuntimeConfig {
             api: f.api,
             dispositions: f.tickets.dispositions,
             cti,
+            limits,
         })
     }
 }

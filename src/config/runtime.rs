@@ -152,6 +152,8 @@ pub struct RuntimeConfig {
     pub cti: Option<crate::helpdesk::CtiTarget>,
     /// The ticket store's files and durability.
     pub store: crate::tickets::sqlite::StoreOptions,
+    /// Limits per source and per account (the trunk is exempt).
+    pub limits: crate::sip::limits::LimitsConfig,
 }
 
 impl RuntimeConfig {

@@ -17,6 +17,7 @@
 
 mod agents;
 pub mod auth;
+mod bans;
 mod calls;
 mod desk;
 mod events;
@@ -101,6 +102,7 @@ pub struct AppState {
     events: EventBus,
     desk: Arc<DeskConfig>,
     kb: Arc<crate::kb::Kb>,
+    guard: Arc<crate::sip::guard::Guard>,
 }
 
 /// What the router is made of.
@@ -115,6 +117,7 @@ pub struct HttpParts {
     pub events: EventBus,
     pub desk: DeskConfig,
     pub kb: Arc<crate::kb::Kb>,
+    pub guard: Arc<crate::sip::guard::Guard>,
 }
 
 /// Every route of the API: the one list the router is built from, and the
@@ -149,6 +152,8 @@ pub fn api_routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/api/v1/events", get(events::stream)),
         (Method::GET, "/api/v1/kb", get(kb::search)),
         (Method::GET, "/api/v1/kb/{id}", get(kb::article)),
+        (Method::GET, "/api/v1/bans", get(bans::list)),
+        (Method::DELETE, "/api/v1/bans/{key}", delete(bans::lift)),
         (Method::GET, "/api/v1/openapi.json", get(openapi)),
     ]
 }
@@ -179,6 +184,7 @@ pub fn router(p: HttpParts) -> Router {
             events: p.events,
             desk: Arc::new(p.desk),
             kb: p.kb,
+            guard: p.guard,
         })
 }
 

@@ -226,7 +226,9 @@ impl Server {
             config.sip_listen.ip(),
             metrics.rtp_ports_in_use.clone(),
         );
-        let (accounts, presence) = Accounts::new(&config, metrics.clone());
+        let guard = crate::sip::guard::Guard::new(config.limits.clone(), metrics.clone());
+        tokio::spawn(Arc::clone(&guard).run(cancel.child_token()));
+        let (accounts, presence) = Accounts::new(&config, metrics.clone(), Arc::clone(&guard));
         let (callbacks_tx, callbacks_rx) = tokio::sync::mpsc::unbounded_channel();
         // The trunk's lines: one owner, shared by callers and callbacks.
         let lines = LineCapacity::new(
@@ -278,6 +280,7 @@ impl Server {
             retry_after_secs: config.retry_after_secs,
             t1: opts.sip_t1,
             overload: Arc::clone(&overload),
+            guard: Arc::clone(&guard),
         };
         tokio::spawn(crate::call::callback::run_callbacks(
             Arc::clone(&ctx),
@@ -321,6 +324,7 @@ impl Server {
             events: events.clone(),
             desk: crate::http::DeskConfig::from_config(&config),
             kb,
+            guard: Arc::clone(&guard),
         });
         crate::http::spawn_queue_ticker(switchboard.clone(), events.clone(), cancel.clone());
         if let Some(target) = config.cti.clone() {

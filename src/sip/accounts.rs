@@ -59,6 +59,8 @@ pub struct Accounts {
     metrics: Metrics,
     realm: String,
     md5_only: Vec<String>,
+    /// Bans sources (and throttles accounts) that keep failing.
+    guard: Arc<super::guard::Guard>,
 }
 
 impl Accounts {
@@ -66,6 +68,7 @@ impl Accounts {
     pub fn new(
         config: &RuntimeConfig,
         metrics: Metrics,
+        guard: Arc<super::guard::Guard>,
     ) -> (Arc<Accounts>, mpsc::UnboundedReceiver<Presence>) {
         let users = config
             .agents
@@ -104,6 +107,7 @@ impl Accounts {
             metrics,
             realm: r.realm.clone(),
             md5_only: r.md5_only_user_agents.clone(),
+            guard,
         });
         (accounts, rx)
     }
@@ -128,12 +132,16 @@ impl Accounts {
         challenge_headers_for(order, &self.realm, &nonce, stale)
     }
 
-    /// Authenticate a request from its `Authorization` value (if any).
+    /// Authenticate a request from its `Authorization` value (if any),
+    /// sent from `source`. Failures count towards the source's ban and the
+    /// account's throttle (see `sip::limits`); while an account is
+    /// throttled only its registered phone's address is heard for it.
     pub fn authenticate(
         &self,
         method: &str,
         authorization: Option<&str>,
         user_agent: Option<&str>,
+        source: SocketAddr,
         now: Instant,
     ) -> Authenticated {
         let Ok(mut st) = self.state.lock() else {
@@ -146,23 +154,56 @@ impl Accounts {
             Some(Ok(c)) => c,
         };
         let account = self.users.get(&creds.username);
+        let known = account.map(|_| creds.username.as_str());
+        let from_owner = known.is_some_and(|user| {
+            st.registrar
+                .aors_of_user(user)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                .iter()
+                .any(|aor| {
+                    st.registrar
+                        .contacts(aor, now)
+                        .iter()
+                        .any(|b| b.source.ip() == source.ip())
+                })
+        });
+        if !self.guard.auth_allowed(known, from_owner) {
+            return Authenticated::Forbidden;
+        }
         let secret = account.map(|(_, pw)| Secret::Password(pw.as_str()));
-        match st.verifier.verify(method, &creds, secret, now) {
+        let evictions = st.verifier.nonces_mut().evictions();
+        let outcome = st.verifier.verify(method, &creds, secret, now);
+        if st.verifier.nonces_mut().evictions() > evictions {
+            self.metrics.limits_hit.with_label_values(&["nonces"]).inc();
+        }
+        match outcome {
             AuthOutcome::Ok => match account {
-                Some((agent, _)) => Authenticated::Agent(agent.clone()),
+                Some((agent, _)) => {
+                    self.guard.auth_succeeded(source.ip());
+                    Authenticated::Agent(agent.clone())
+                }
                 None => Authenticated::Forbidden,
             },
             AuthOutcome::Challenge { stale } => {
                 Authenticated::Challenge(self.challenge(&mut st, user_agent, now, stale))
             }
             AuthOutcome::Forbidden => {
-                self.metrics
-                    .sip_auth_failures
-                    .with_label_values(&[method_label(method)])
-                    .inc();
+                drop(st);
+                self.auth_failed(method, source, known);
                 Authenticated::Forbidden
             }
         }
+    }
+
+    /// Count a digest failure (metrics, the source's ban, the account's
+    /// throttle).
+    fn auth_failed(&self, method: &str, source: SocketAddr, account: Option<&str>) {
+        self.metrics
+            .sip_auth_failures
+            .with_label_values(&[method_label(method)])
+            .inc();
+        self.guard.auth_failed(source.ip(), account);
     }
 
     /// Answer a REGISTER: challenge, 403, 423, 400 or 200 with the bindings.
@@ -178,17 +219,18 @@ impl Accounts {
         };
         let authz = header_values(req, "Authorization").into_iter().next();
         let ua = header_values(req, "User-Agent").into_iter().next();
-        let agent = match self.authenticate("REGISTER", authz.as_deref(), ua.as_deref(), now) {
-            Authenticated::Agent(a) => a,
-            Authenticated::Challenge(ch) => {
-                let headers = ch
-                    .into_iter()
-                    .map(|v| ("WWW-Authenticate".to_string(), v))
-                    .collect();
-                return reply(tx, 401, headers).await;
-            }
-            Authenticated::Forbidden => return reply(tx, 403, vec![]).await,
-        };
+        let agent =
+            match self.authenticate("REGISTER", authz.as_deref(), ua.as_deref(), source, now) {
+                Authenticated::Agent(a) => a,
+                Authenticated::Challenge(ch) => {
+                    let headers = ch
+                        .into_iter()
+                        .map(|v| ("WWW-Authenticate".to_string(), v))
+                        .collect();
+                    return reply(tx, 401, headers).await;
+                }
+                Authenticated::Forbidden => return reply(tx, 403, vec![]).await,
+            };
         // An agent registers its own address of record only.
         let user = aor
             .split_once(':')
@@ -200,10 +242,8 @@ impl Accounts {
             .iter()
             .any(|(u, (a, _))| *a == agent && Some(u.as_str()) == user);
         if !own {
-            self.metrics
-                .sip_auth_failures
-                .with_label_values(&["REGISTER"])
-                .inc();
+            let user = self.agent_users.get(&agent).map(String::as_str);
+            self.auth_failed("REGISTER", source, user);
             return reply(tx, 403, vec![]).await;
         }
         let contact_values = header_values(req, "Contact");

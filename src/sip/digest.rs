@@ -403,6 +403,8 @@ pub struct NonceManager {
     tracked: HashMap<u64, Tracked>,
     max_tracked: usize,
     evicted_up_to_ms: Option<u64>,
+    /// Times the bound was reached and the oldest nonces evicted.
+    evictions: u64,
 }
 
 impl NonceManager {
@@ -418,6 +420,7 @@ impl NonceManager {
             tracked: HashMap::new(),
             max_tracked: DEFAULT_MAX_TRACKED_NONCES,
             evicted_up_to_ms: None,
+            evictions: 0,
         }
     }
 
@@ -428,6 +431,11 @@ impl NonceManager {
 
     pub fn lifetime(&self) -> Duration {
         self.lifetime
+    }
+
+    /// Times the bound on tracked nonces was reached (the oldest evicted).
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// Number of nonces whose nonce-count is currently remembered.
@@ -515,6 +523,7 @@ impl NonceManager {
             self.prune(now);
             if self.tracked.len() >= self.max_tracked {
                 self.evict_oldest();
+                self.evictions += 1;
             }
         }
         let e = self.tracked.entry(counter).or_insert(Tracked {

@@ -30,6 +30,17 @@ const CLIENT_BRANCH_TTL: Duration = Duration::from_secs(300);
 /// At most this many branches are remembered (the oldest go first).
 const CLIENT_BRANCH_CAP: usize = 1_000_000;
 
+/// Transactions rsipstack may hold (running and finished, kept ~32 s to
+/// absorb retransmissions): past it, new out-of-dialog requests get 503
+/// from the front, without a transaction. ~1000 calls/s make ~160,000.
+const MAX_TRANSACTIONS: usize = 300_000;
+/// TCP connections at once, in all and from one address.
+const MAX_TCP_CONNECTIONS: usize = 4096;
+const MAX_TCP_PER_SOURCE: usize = 64;
+/// A connection must complete its first message, and then any message it
+/// starts, within this time (half-open and slow-drip connections close).
+const TCP_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
+
 /// Branches of the requests we sent, forgotten after [`CLIENT_BRANCH_TTL`]
 /// in the order they were sent: O(1) per request however many there are
 /// (under load there are hundreds of thousands within the TTL).
@@ -73,8 +84,14 @@ pub struct Front {
     via_from_route: bool,
     /// User-Agent substrings of SIP scanners, whose requests are dropped.
     scanners: Vec<String>,
+    /// Limits per source: a banned source's requests are dropped here.
+    guard: Arc<super::guard::Guard>,
     /// When each source was last logged for a drop (warn once a period).
     logged: Mutex<LogOnce>,
+    /// rsipstack's endpoint, once built: its transaction count.
+    endpoint: std::sync::OnceLock<Arc<EndpointInner>>,
+    /// Open TCP connections by source address.
+    tcp_connections: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// Which sources were logged lately: a bounded map, so that a flood of
@@ -109,6 +126,41 @@ impl LogOnce {
     }
 }
 
+/// One TCP connection counted against the caps, given back when dropped.
+struct TcpPermit {
+    front: Arc<Front>,
+    ip: IpAddr,
+}
+
+impl TcpPermit {
+    fn take(front: &Arc<Front>, ip: IpAddr) -> Option<TcpPermit> {
+        let mut m = front.tcp_connections.lock().ok()?;
+        let total: usize = m.values().sum();
+        let mine = m.get(&ip).copied().unwrap_or(0);
+        if total >= MAX_TCP_CONNECTIONS || mine >= MAX_TCP_PER_SOURCE {
+            return None;
+        }
+        *m.entry(ip).or_insert(0) += 1;
+        Some(TcpPermit {
+            front: Arc::clone(front),
+            ip,
+        })
+    }
+}
+
+impl Drop for TcpPermit {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.front.tcp_connections.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
 /// The front's decision about one message.
 enum Verdict<'a> {
     Forward(std::borrow::Cow<'a, [u8]>),
@@ -136,6 +188,7 @@ impl Front {
         via_from_route: bool,
         overload: Arc<crate::server::overload::Overload>,
         scanners: Vec<String>,
+        guard: Arc<super::guard::Guard>,
     ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {
@@ -147,13 +200,29 @@ impl Front {
             local_addrs: Mutex::new(HashMap::new()),
             via_from_route,
             scanners,
+            guard,
             logged: Mutex::new(LogOnce::default()),
+            endpoint: std::sync::OnceLock::new(),
+            tcp_connections: Mutex::new(HashMap::new()),
         });
         let fs = FrontSocket {
             front: Arc::clone(&front),
             from_front: tokio::sync::Mutex::new(rx),
         };
         (front, fs)
+    }
+
+    /// Give the front rsipstack's endpoint (for its transaction count).
+    pub fn attach(&self, endpoint: Arc<EndpointInner>) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    /// Whether rsipstack holds as many transactions as it may.
+    fn transactions_full(&self) -> bool {
+        self.endpoint.get().is_some_and(|e| {
+            let s = e.get_stats();
+            s.running_transactions + s.finished_transactions >= MAX_TRANSACTIONS
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -235,6 +304,11 @@ impl Front {
                     .sip_requests
                     .with_label_values(&[method_label(method), "in"])
                     .inc();
+                if self.guard.is_banned(src.ip()) {
+                    // Banned (see `sip::limits`): not a word back.
+                    self.metrics.dropped("banned");
+                    return Verdict::Drop;
+                }
                 if raw::from_scanner(msg, &self.scanners) {
                     // No answer at all: a scanner learns nothing here.
                     self.metrics.dropped("scanner");
@@ -256,6 +330,25 @@ impl Front {
                         );
                     }
                     return Verdict::Drop;
+                }
+                let out_of_dialog = !msg
+                    .first("To")
+                    .is_some_and(|to| to.to_ascii_lowercase().contains(";tag="));
+                if out_of_dialog && method != "ACK" && self.transactions_full() {
+                    // Calls up keep working (in-dialog requests pass); new
+                    // ones wait until transactions finish.
+                    self.metrics
+                        .limits_hit
+                        .with_label_values(&["transactions"])
+                        .inc();
+                    let mut resp = raw::build_response(
+                        msg,
+                        503,
+                        "Service Unavailable",
+                        &[("Retry-After", "5")],
+                    );
+                    add_received(&mut resp, src);
+                    return Verdict::Reply(resp);
                 }
                 match raw::check_request(msg).and_then(|()| for_stack(framed, msg)) {
                     Ok(bytes) => Verdict::Forward(bytes),
@@ -307,11 +400,23 @@ impl Front {
                     }
                 },
             };
+            let Some(permit) = TcpPermit::take(&self, peer.ip()) else {
+                // Too many connections (in all, or from this address).
+                self.metrics
+                    .limits_hit
+                    .with_label_values(&["tcp_connections"])
+                    .inc();
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let front = Arc::clone(&self);
             let layer = Arc::clone(&layer);
             let cancel = cancel.child_token();
-            tokio::spawn(async move { front.serve_tcp(stream, peer, layer, cancel).await });
+            tokio::spawn(async move {
+                front.serve_tcp(stream, peer, layer, cancel).await;
+                drop(permit);
+            });
         }
     }
 
@@ -377,9 +482,24 @@ impl Front {
 
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = vec![0u8; 16384];
+        // When the message being read (or the first) must be complete by.
+        let mut due = Some(tokio::time::Instant::now() + TCP_MESSAGE_TIMEOUT);
         'read: loop {
             let n = tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = async {
+                    match due {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Half-open, or a message dripped too slowly: close.
+                    self.metrics
+                        .limits_hit
+                        .with_label_values(&[if buf.is_empty() { "tcp_connections" } else { "tcp_buffer" }])
+                        .inc();
+                    break;
+                }
                 r = rd.read(&mut chunk) => match r {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
@@ -404,6 +524,14 @@ impl Front {
                 let msg = match raw::split(&buf, false) {
                     Ok(m) => m,
                     Err(FrontError::Unframed(_)) if buf.len() < raw::MAX_MESSAGE_BYTES => break,
+                    Err(FrontError::Unframed(_)) => {
+                        // No message fits what was sent: past the size limit.
+                        self.metrics
+                            .limits_hit
+                            .with_label_values(&["tcp_buffer"])
+                            .inc();
+                        break 'read;
+                    }
                     Err(_) => {
                         self.metrics.dropped("unparsable");
                         break 'read;
@@ -443,6 +571,13 @@ impl Front {
                 }
                 buf.drain(..framed_len);
             }
+            // A message begun must be finished in time; between messages a
+            // connection may stay idle (a registered phone's keeps it open).
+            due = match (due, buf.is_empty()) {
+                (_, true) => None,
+                (Some(d), false) => Some(d),
+                (None, false) => Some(tokio::time::Instant::now() + TCP_MESSAGE_TIMEOUT),
+            };
         }
         drop(in_tx);
         drop(raw_tx);

@@ -5,6 +5,8 @@
 pub mod accounts;
 pub mod digest;
 pub mod front;
+pub mod guard;
+pub mod limits;
 pub mod raw;
 pub mod registrar;
 pub mod stack;

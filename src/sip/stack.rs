@@ -7,6 +7,7 @@
 
 use super::accounts::{header_values, Accounts, Authenticated};
 use super::front::Front;
+use super::guard::{CallSlot, InviteVerdict};
 use crate::metrics::Metrics;
 use rsipstack::dialog::dialog::{Dialog, DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -315,6 +316,11 @@ impl AgentLeg {
     }
 }
 
+/// Dialogs at once (callers' and agents' legs): past it new calls get 503.
+/// Calls are bounded by the lines long before; this bounds what a flood
+/// of INVITEs could make while each waits to be refused.
+const MAX_DIALOGS: usize = 20_000;
+
 /// How long a re-INVITE of ours waits for the phone's answer (64·T1).
 const REOFFER_TIMEOUT: Duration = Duration::from_secs(32);
 
@@ -345,6 +351,8 @@ pub struct StackOptions {
     pub t1: Option<Duration>,
     /// While overloaded, new calls are refused with 503.
     pub overload: Arc<crate::server::overload::Overload>,
+    /// Limits per source and per account.
+    pub guard: Arc<super::guard::Guard>,
 }
 
 /// The running SIP side.
@@ -391,6 +399,7 @@ impl SipStack {
             via_from_route,
             Arc::clone(&opts.overload),
             opts.refuse_user_agents.clone(),
+            Arc::clone(&opts.guard),
         );
         let stack_cancel = cancel.child_token();
 
@@ -427,6 +436,7 @@ impl SipStack {
             .incoming_transactions()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        front.attach(endpoint.inner.clone());
 
         let tcp = tokio::net::TcpListener::bind(local_addr).await?;
         tokio::spawn(Arc::clone(&front).run_tcp(tcp, endpoint.inner.clone(), stack_cancel.clone()));
@@ -615,6 +625,17 @@ impl Adapter {
     }
 
     async fn on_invite(&self, mut tx: Transaction) {
+        // Limits per source first: a flood is refused before it costs more.
+        let (source, _) = peer_of(&tx);
+        let source = source.unwrap_or(self.local_addr);
+        let slot = match self.opts.guard.admit_invite(source.ip()) {
+            InviteVerdict::Admit(slot) => slot,
+            InviteVerdict::Refuse { retry_after_secs } => {
+                let ra = retry_after_secs.to_string();
+                return reply(&mut tx, 503, vec![("Retry-After", ra.as_str())]).await;
+            }
+            InviteVerdict::Silence => return,
+        };
         let req = &tx.original;
         let dialed = req.uri.user().unwrap_or_default().to_string();
         // Shutting down, or overloaded (agents' feature codes are still
@@ -666,8 +687,6 @@ impl Adapter {
                 return reply(&mut tx, 406, vec![("Accept", "application/sdp")]).await;
             }
         }
-        let (source, _) = peer_of(&tx);
-        let source = source.unwrap_or(self.local_addr);
         let from_user = req
             .from_header()
             .ok()
@@ -686,6 +705,7 @@ impl Adapter {
                 "INVITE",
                 authz.as_deref(),
                 ua.as_deref(),
+                source,
                 std::time::Instant::now(),
             ) {
                 Authenticated::Agent(a) => Some(a),
@@ -727,6 +747,14 @@ impl Adapter {
             .map(|f| f.value().to_string())
             .unwrap_or_default();
 
+        if self.dialogs.len() >= MAX_DIALOGS {
+            self.metrics
+                .limits_hit
+                .with_label_values(&["dialogs"])
+                .inc();
+            let ra = self.opts.retry_after_secs.to_string();
+            return reply(&mut tx, 503, vec![("Retry-After", ra.as_str())]).await;
+        }
         let (state_tx, state_rx) = self.dialogs.new_dialog_state_channel();
         let dialog = match self
             .dialogs
@@ -744,6 +772,7 @@ impl Adapter {
             Arc::clone(&self.dialogs),
             state_rx,
             ev_tx,
+            slot,
         ));
         let call = IncomingCall {
             call_id,
@@ -926,6 +955,8 @@ async fn watch_dialog(
     dialogs: Arc<DialogLayer>,
     mut states: rsipstack::dialog::dialog::DialogStateReceiver,
     events: mpsc::UnboundedSender<LegEvent>,
+    // The source's call under the limits, given back when the dialog ends.
+    _slot: Option<CallSlot>,
 ) {
     let mut confirmed = false;
     while let Some(state) = states.recv().await {

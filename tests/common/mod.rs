@@ -295,7 +295,13 @@ pub struct SipClient {
 
 impl SipClient {
     pub async fn new(server: SocketAddr) -> SipClient {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        SipClient::new_at(server, "127.0.0.1").await
+    }
+
+    /// A client bound to `ip`: another source address than the others
+    /// (every 127.x.y.z is the loopback on Linux).
+    pub async fn new_at(server: SocketAddr, ip: &str) -> SipClient {
+        let sock = UdpSocket::bind((ip, 0)).await.expect("bind");
         let local = sock.local_addr().expect("local");
         SipClient {
             sock,
