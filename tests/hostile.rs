@@ -398,3 +398,43 @@ async fn tcp_connections_past_the_caps_are_closed_and_counted() {
     assert!(got.starts_with("SIP/2.0 200"), "{got}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_through_feature_codes_counts_and_bans_too() {
+    let server = start_server_tuned(
+        |c| c.limits.auth_failures_before_ban = 3,
+        Default::default(),
+    )
+    .await;
+    let guesser = std::sync::Arc::new(SipClient::new_at(server.sip_addr, "127.0.0.8").await);
+    for attempt in 1..=3 {
+        let (_call, resp) =
+            Call::place_as_agent(guesser.clone(), "*11", "ana", &format!("pw{attempt}")).await;
+        assert_eq!(resp.status(), Some(403), "attempt {attempt}");
+    }
+    assert_eq!(
+        scrape(
+            &server,
+            "centralita_sip_auth_failures_total{method=\"INVITE\"}"
+        )
+        .await,
+        3.0
+    );
+    let cid = "after-ban-invite";
+    guesser.send(&invite_from(&guesser, "*11", cid)).await;
+    let heard = guesser
+        .wait_for(Duration::from_millis(500), |m| {
+            m.header("call-id") == Some(cid)
+        })
+        .await;
+    assert!(heard.is_none(), "the banned source heard: {heard:?}");
+    assert_eq!(
+        scrape(
+            &server,
+            "centralita_sip_bans_total{kind=\"source\",reason=\"auth\"}"
+        )
+        .await,
+        1.0
+    );
+    server.shutdown().await;
+}

@@ -94,6 +94,22 @@ mod tests {
     }
 
     #[test]
+    fn limits_name_the_bad_key_and_the_trunk_is_exempt() {
+        let text = "[numbers]\n\"100\" = \"idioma\"\n[limits]\nexempt = [\"10.0.0.0/8\", \"pbx.example\"]\nban_secs = 0\n";
+        let errs = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect_err("invalid");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["limits.exempt[1]", "limits.ban_secs"], "{errs:?}");
+        let text =
+            "[numbers]\n\"100\" = \"idioma\"\n[acd]\ncallback_trunk = \"sip:192.0.2.7:5080\"\n";
+        let cfg = RuntimeConfig::from_toml(text, Path::new("c.toml"), &Overrides::default())
+            .expect("valid");
+        let exempt: Vec<String> = cfg.limits.exempt.iter().map(|n| n.to_string()).collect();
+        assert_eq!(exempt, ["127.0.0.1", "::1", "192.0.2.7"]);
+        assert_eq!(cfg.limits.calls_per_source, 10);
+    }
+
+    #[test]
     fn direct_numbers_must_be_unique() {
         let text = "[numbers]\n\"100\" = \"idioma\"\n[features]\ntransfer_prefix = \"##\"\n\
                     [queues.a]\nnumber = \"100\"\n[queues.b]\nnumber = \"7\"\n[queues.\"c d\"]\n\
