@@ -38,8 +38,9 @@ const MAX_TRANSACTIONS: usize = 300_000;
 const MAX_TCP_CONNECTIONS: usize = 4096;
 const MAX_TCP_PER_SOURCE: usize = 64;
 /// A connection must complete its first message, and then any message it
-/// starts, within this time (half-open and slow-drip connections close).
-const TCP_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
+/// starts, within this time (half-open and slow-drip connections close):
+/// 64·T1, as long as a transaction waits.
+pub const TCP_MESSAGE_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// Branches of the requests we sent, forgotten after [`CLIENT_BRANCH_TTL`]
 /// in the order they were sent: O(1) per request however many there are
@@ -92,6 +93,8 @@ pub struct Front {
     endpoint: std::sync::OnceLock<Arc<EndpointInner>>,
     /// Open TCP connections by source address.
     tcp_connections: Mutex<HashMap<IpAddr, usize>>,
+    /// See [`TCP_MESSAGE_TIMEOUT`] (shorter with tests' shortened T1).
+    tcp_message_timeout: Duration,
 }
 
 /// Which sources were logged lately: a bounded map, so that a flood of
@@ -189,6 +192,7 @@ impl Front {
         overload: Arc<crate::server::overload::Overload>,
         scanners: Vec<String>,
         guard: Arc<super::guard::Guard>,
+        tcp_message_timeout: Duration,
     ) -> (Arc<Front>, FrontSocket) {
         let (tx, rx) = mpsc::channel(4096);
         let front = Arc::new(Front {
@@ -204,6 +208,7 @@ impl Front {
             logged: Mutex::new(LogOnce::default()),
             endpoint: std::sync::OnceLock::new(),
             tcp_connections: Mutex::new(HashMap::new()),
+            tcp_message_timeout,
         });
         let fs = FrontSocket {
             front: Arc::clone(&front),
@@ -483,7 +488,7 @@ impl Front {
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = vec![0u8; 16384];
         // When the message being read (or the first) must be complete by.
-        let mut due = Some(tokio::time::Instant::now() + TCP_MESSAGE_TIMEOUT);
+        let mut due = Some(tokio::time::Instant::now() + self.tcp_message_timeout);
         'read: loop {
             let n = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -576,7 +581,7 @@ impl Front {
             due = match (due, buf.is_empty()) {
                 (_, true) => None,
                 (Some(d), false) => Some(d),
-                (None, false) => Some(tokio::time::Instant::now() + TCP_MESSAGE_TIMEOUT),
+                (None, false) => Some(tokio::time::Instant::now() + self.tcp_message_timeout),
             };
         }
         drop(in_tx);

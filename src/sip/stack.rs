@@ -400,6 +400,8 @@ impl SipStack {
             Arc::clone(&opts.overload),
             opts.refuse_user_agents.clone(),
             Arc::clone(&opts.guard),
+            opts.t1
+                .map_or(super::front::TCP_MESSAGE_TIMEOUT, |t1| t1 * 64),
         );
         let stack_cancel = cancel.child_token();
 
