@@ -288,13 +288,83 @@ async fn a_bridged_call_whose_audio_stops_is_ended_as_dead() {
     .await;
     let (_phone, caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
     wait_status(&server, "ana", "on_call").await;
-    // Neither side sends any more audio: after 5 s the call is dead.
+    // Neither side sends any more audio: after 5 s the call is dead (the
+    // agent's phone may be found silent first: the caller, requeued, is
+    // silent too).
     assert!(
-        caller.expect_bye(Duration::from_secs(10)).await,
+        caller.expect_bye(Duration::from_secs(15)).await,
         "the caller gets a BYE"
     );
-    wait_status(&server, "ana", "wrap_up").await;
     wait_metric(&server, "centralita_calls_total{outcome=\"timeout\"}", 1.0).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_agents_phone_vanishes_is_put_through_to_the_next_agent() {
+    let server = start_server_tuned(
+        |c| {
+            c.rtp_timeout_secs = 3;
+            // Carmen takes first-line software calls here.
+            if let Some(carmen) = c.agents.get_mut("carmen") {
+                carmen.level = 1;
+            }
+        },
+        centralita::server::ServerOptions::default(),
+    )
+    .await;
+    let (ana, mut caller) = ready_agent_and_caller(&server, common::phone::Answer::Auto).await;
+    wait_status(&server, "ana", "on_call").await;
+    // Carmen (software 9, first line here) gets ready while Ana talks.
+    let carmen = AgentPhone::register(server.sip_addr, "carmen", "carmen-demo-1234").await;
+    carmen.set_answer(common::phone::Answer::Auto);
+    let desk = Arc::new(SipClient::new(server.sip_addr).await);
+    let (ready, _) = Call::place_as_agent(desk, "*11", "carmen", "carmen-demo-1234").await;
+    assert!(ready.expect_bye(Duration::from_secs(10)).await);
+    wait_status(&server, "carmen", "available").await;
+    // The caller talks on; Ana's phone sends nothing (it vanished).
+    let m = caller.packets().len();
+    let started = std::time::Instant::now();
+    let carmen_talks = async {
+        wait_until(Duration::from_secs(8), "Carmen's phone rings", || {
+            !carmen.requests("INVITE").is_empty()
+        })
+        .await;
+        wait_status(&server, "carmen", "on_call").await;
+        carmen.send_audio(&tone(600.0, 100)).await;
+    };
+    let speech = tone(440.0, 300);
+    tokio::join!(caller.send_audio(&speech), carmen_talks);
+    assert!(
+        !ana.requests("BYE").is_empty(),
+        "Ana's dead leg was hung up"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        server.agent_status("carmen").await.map(|s| s.as_str()),
+        Some("on_call")
+    );
+    // Ana is paused (no more calls to a dead phone) until she is back.
+    let ana_state = server.agent_status("ana").await.map(|s| s.as_str());
+    assert_eq!(ana_state, Some("paused"));
+    // The caller heard Carmen (her phone's tone), and the logbook says why.
+    assert!(caller.packets().len() > m, "audio reached the caller");
+    let mut logbook = String::new();
+    for _ in 0..200 {
+        logbook = http_get(server.http_addr, "/api/v1/tickets/100001").await.1;
+        if logbook.contains("stopped sending audio") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        logbook.contains("The agent's phone stopped sending audio (lost); the caller is back at the head of software."),
+        "{logbook}"
+    );
+    assert_eq!(
+        scrape(&server, "centralita_calls_total{outcome=\"timeout\"}").await,
+        0.0,
+        "the call goes on"
+    );
     server.shutdown().await;
 }
 

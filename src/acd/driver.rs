@@ -267,6 +267,9 @@ enum Request {
         call: u64,
         to: TransferTarget,
     },
+    AgentLost {
+        call: u64,
+    },
     Consult {
         call: u64,
         consult: u64,
@@ -519,6 +522,12 @@ impl Switchboard {
         let _ = self.tx.send(Request::Transfer { call, to });
     }
 
+    /// The agent's phone on `call` vanished: re-queue the caller at the
+    /// head, pause the agent.
+    pub fn agent_lost(&self, call: u64) {
+        let _ = self.tx.send(Request::AgentLost { call });
+    }
+
     /// The agent on `call` consults `to` before handing the caller over;
     /// `consult` is the consultation's own id (its offers, answer, failure
     /// and end go by it). The ACD's news for it come on `news`, as
@@ -739,6 +748,7 @@ impl Task {
                 call: CallId(call),
                 to,
             }),
+            Request::AgentLost { call } => self.event(AcdEvent::AgentLost { call: CallId(call) }),
             Request::Consult {
                 call,
                 consult,

@@ -249,6 +249,12 @@ pub enum AcdEvent {
         call: CallId,
         to: TransferTarget,
     },
+    /// The phone of the agent talking on `call` vanished (no audio from it
+    /// for the RTP timeout): the agent is paused `unreachable` and the
+    /// caller goes back to the head of its queue.
+    AgentLost {
+        call: CallId,
+    },
     /// The agent on `call` consults a colleague (or a queue) before handing
     /// the caller over; `consult` is the consultation's own id (its offers,
     /// announcements and end carry it). Answered with an offer,

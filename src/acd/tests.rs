@@ -866,6 +866,32 @@ fn transfer_requeues_with_priority() {
 }
 
 #[test]
+fn a_lost_agent_is_paused_and_its_caller_is_offered_first_to_the_next() {
+    let mut h = H::new(cfg(vec![ag("a1"), ag("a2")], vec![sales()]));
+    h.login("a1");
+    h.arrive(1, "support", 0);
+    h.answer(1, "a1");
+    h.arrive(2, "support", 0);
+    h.take();
+    h.ev(AcdEvent::AgentLost { call: CallId(1) });
+    assert_eq!(
+        h.state("a1"),
+        AgentState::Paused {
+            reason: "unreachable".into()
+        }
+    );
+    assert_eq!(h.acd.position_of(CallId(1)), Some(1), "ahead of call 2");
+    h.login("a2");
+    assert_eq!(h.offers(), vec![offer(1, "a2")]);
+    h.answer(1, "a2");
+    h.end(1);
+    assert_eq!(finished(&h.take(), 1), Some(Outcome::Served));
+    // A call not on a call is left alone.
+    h.ev(AcdEvent::AgentLost { call: CallId(2) });
+    assert_eq!(h.acd.position_of(CallId(2)), Some(1));
+}
+
+#[test]
 fn transfer_to_agent_waits_for_that_agent() {
     let mut h = H::new(cfg(vec![ag("a1"), ag("a2"), ag("a3")], vec![sales()]));
     h.login("a1");

@@ -1067,6 +1067,7 @@ impl CallIo {
             AcdRequest::OfferFailed { agent, reason } => sb.offer_failed(id, &agent, reason),
             AcdRequest::Transfer { to } => sb.transfer(id, to),
             AcdRequest::CallerGone => sb.caller_gone(id),
+            AcdRequest::AgentLost => sb.agent_lost(id),
             AcdRequest::Consult { to } => {
                 // The consultation is an entry of its own in the ACD.
                 let consult = self.ctx.new_id();

@@ -247,6 +247,8 @@ pub enum AcdRequest {
     },
     /// The call is over (sent once, if the call ever reached the ACD).
     CallerGone,
+    /// The agent's phone vanished (no RTP): the caller is back in the queue.
+    AgentLost,
     /// The agent consults `to` before handing the caller over; the news
     /// come as `QueueNews::Consult`.
     Consult {

@@ -688,12 +688,19 @@ fn the_agent_hanging_up_ends_the_call_for_the_caller() {
 }
 
 #[test]
-fn a_bridged_call_whose_agent_sends_no_audio_is_ended() {
+fn a_caller_whose_agents_phone_vanishes_goes_back_to_the_queue() {
     let mut h = H::bridged();
     let acts = h.ev(CallEvent::AgentRtpTimeout);
-    assert!(acts.contains(&CallAction::HangUpCaller));
     assert!(acts.contains(&CallAction::HangUpAgent { leg: leg(0) }));
-    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+    assert!(!acts.contains(&CallAction::HangUpCaller));
+    assert_eq!(acd(&acts), vec![AcdRequest::AgentLost]);
+    assert!(acts.contains(&CallAction::Unbridge));
+    assert!(acts.contains(&CallAction::HoldMusic(true)));
+    assert_eq!(h.state(), CallState::Queued);
+    assert_eq!(h.finished(), None);
+    // The next agent's offer is taken as any other.
+    let acts = h.ev(CallEvent::AgentRtpTimeout);
+    assert!(acts.is_empty(), "nothing more to lose: {acts:?}");
 }
 
 #[test]
@@ -1020,10 +1027,11 @@ fn a_phone_that_holds_and_sends_nothing_meanwhile_is_not_hung_up_for_it() {
     agent_reoffer(&mut h, 1, agent_offer("a=inactive\r\n", "127.0.0.1"));
     assert!(h.ev(CallEvent::AgentRtpTimeout).is_empty());
     assert_eq!(h.state(), CallState::OnCall);
-    // Resumed, silence is a dead phone again.
+    // Resumed, silence is a dead phone again: the caller is requeued.
     agent_reoffer(&mut h, 2, agent_offer("a=sendrecv\r\n", "127.0.0.1"));
-    h.ev(CallEvent::AgentRtpTimeout);
-    assert_eq!(h.finished(), Some(CallOutcome::Timeout));
+    let acts = h.ev(CallEvent::AgentRtpTimeout);
+    assert_eq!(acd(&acts), vec![AcdRequest::AgentLost]);
+    assert_eq!(h.state(), CallState::Queued);
     // The caller's phone likewise.
     let mut h = H::bridged();
     caller_reoffer(&mut h, 1, "inactive");

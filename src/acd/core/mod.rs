@@ -273,6 +273,7 @@ impl Acd {
             AcdEvent::CallbackConnected { call } => self.callback_connected(now, call),
             AcdEvent::CallbackFailed { call } => self.callback_failed(now, call),
             AcdEvent::Transfer { call, to } => self.transfer(now, call, to),
+            AcdEvent::AgentLost { call } => self.agent_lost(now, call),
             AcdEvent::Consult { call, consult, to } => self.consult(now, call, consult, to),
             AcdEvent::CompleteConsult { consult } => self.complete_consult(now, consult),
         }
@@ -1409,6 +1410,27 @@ impl Acd {
         } else {
             self.requeue_head(now, c);
         }
+    }
+
+    /// The phone of the agent talking on `c` vanished: the agent is paused
+    /// `unreachable` (no call is offered to a dead phone; the agent makes
+    /// itself ready again once it is back) and the caller goes back to the
+    /// head of its queue, to be offered to the next agent.
+    fn agent_lost(&mut self, now: Instant, c: CallId) {
+        let Some(call) = self.calls.get(&c) else {
+            return;
+        };
+        let Place::OnCall(from) = call.place else {
+            return;
+        };
+        if call.consult.is_some() || call.consult_of.is_some() {
+            return;
+        }
+        self.free_agent(now, from, Some("unreachable".to_string()));
+        if let Some(call) = self.calls.get_mut(&c) {
+            call.directed = None;
+        }
+        self.requeue_head(now, c);
     }
 
     fn transfer(&mut self, now: Instant, c: CallId, to: TransferTarget) {

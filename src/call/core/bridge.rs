@@ -33,6 +33,37 @@ impl CallCore {
         self.end(CallOutcome::AgentHangup, CallerEnd::Bye);
     }
 
+    /// No audio from the agent's phone for the RTP timeout: it vanished
+    /// (link down, crash). The caller goes back to the head of its queue
+    /// and hears "transferring", then hold music; the agent's leg is hung
+    /// up and the ACD pauses the agent. With a transfer or a consultation
+    /// under way the call ends instead, as the agent's.
+    pub(super) fn agent_lost(&mut self) {
+        let Phase::Bridged(b) = &self.phase else {
+            return;
+        };
+        if b.transfer.is_some() || b.consult.is_some() || self.queue.is_none() {
+            tracing::info!("no RTP from the agent: ending the call");
+            return self.end(CallOutcome::Timeout, CallerEnd::Bye);
+        }
+        let leg = b.leg;
+        tracing::warn!("no RTP from the agent's phone: the caller goes back to the queue");
+        self.leave_hold(self.now);
+        if self.legs.remove(&leg) {
+            self.emit(CallAction::HangUpAgent { leg });
+        }
+        self.ask_acd(AcdRequest::AgentLost);
+        self.record_agent_lost();
+        self.phase = Phase::Queued(Queued {
+            offer: None,
+            callback_asked: false,
+        });
+        self.announced = false;
+        self.emit(CallAction::Unbridge);
+        self.play(vec!["transferring".into()]);
+        self.emit(CallAction::HoldMusic(true));
+    }
+
     pub(super) fn agent_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
         if !matches!(self.phase, Phase::Bridged(_)) {
             return;

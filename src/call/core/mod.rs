@@ -400,12 +400,7 @@ impl CallCore {
             CallEvent::AgentRtpTimeout if self.phone_holds(Holder::Agent) => {
                 tracing::debug!("no RTP from the agent's phone, which holds");
             }
-            CallEvent::AgentRtpTimeout => {
-                if matches!(self.phase, Phase::Bridged(_)) {
-                    tracing::info!("no RTP from the agent: ending the call");
-                    self.end(CallOutcome::Timeout, CallerEnd::Bye);
-                }
-            }
+            CallEvent::AgentRtpTimeout => self.agent_lost(),
             CallEvent::Shutdown => {
                 let caller = self.caller_end_for(503);
                 self.end(CallOutcome::Shutdown, caller);

@@ -250,6 +250,19 @@ impl CallCore {
         self.record(change, entry);
     }
 
+    /// The agent's phone vanished: the caller is back in the queue.
+    pub(super) fn record_agent_lost(&mut self) {
+        let change = CallChange {
+            phase: Some(CallPhase::Queue),
+            ..CallChange::default()
+        };
+        let queue = self.queue.as_ref().map(|(q, _)| q.as_str()).unwrap_or("?");
+        let entry = format!(
+            "The agent's phone stopped sending audio (lost); the caller is back at the head of {queue}."
+        );
+        self.record(change, entry);
+    }
+
     /// The caller asked to be called back from `queue`.
     pub(super) fn record_callback(&mut self, queue: &str) {
         self.callback_held = true;
