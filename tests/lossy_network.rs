@@ -151,7 +151,7 @@ impl Lab {
 
     /// Stop the hub; its counters.
     fn hub_counters(&mut self) -> serde_json::Value {
-        let Some(mut hub) = self.hub.take() else {
+        let Some(hub) = self.hub.take() else {
             return serde_json::Value::Null;
         };
         let _ = Command::new("kill")
