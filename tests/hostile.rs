@@ -447,37 +447,29 @@ async fn half_open_and_slow_drip_tcp_connections_are_closed_in_64_t1() {
         sip_t1: Some(Duration::from_millis(20)),
     })
     .await;
-    let mut byte = [0u8; 1];
-    // Connected, never a byte.
-    let mut silent = tokio::net::TcpStream::connect(server.sip_addr)
-        .await
-        .expect("connect");
-    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte))
-        .await
-        .expect("closed in time");
-    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
-    wait_metric(
-        &server,
-        "centralita_limits_hit_total{cap=\"tcp_connections\"}",
-        1.0,
-    )
-    .await;
-    // Half a message, then nothing.
-    let mut drip = tokio::net::TcpStream::connect(server.sip_addr)
-        .await
-        .expect("connect");
-    drip.write_all(b"OPTIONS sip:soporte@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bKdrip\r\n")
-        .await
-        .expect("write");
-    let closed = tokio::time::timeout(Duration::from_secs(10), drip.read(&mut byte))
-        .await
-        .expect("closed in time");
-    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
-    wait_metric(
-        &server,
-        "centralita_limits_hit_total{cap=\"tcp_buffer\"}",
-        1.0,
-    )
-    .await;
+    // Connected, never a byte; then half a message and nothing more.
+    for (sent, cap) in [
+        (&b""[..], "tcp_connections"),
+        (
+            b"OPTIONS sip:soporte@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bKdrip\r\n",
+            "tcp_buffer",
+        ),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(server.sip_addr)
+            .await
+            .expect("connect");
+        conn.write_all(sent).await.expect("write");
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut byte))
+            .await
+            .expect("closed in time");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{cap}: {closed:?}");
+        wait_metric(
+            &server,
+            &format!("centralita_limits_hit_total{{cap=\"{cap}\"}}"),
+            1.0,
+        )
+        .await;
+    }
     server.shutdown().await;
 }

@@ -166,7 +166,7 @@ impl Lab {
     }
 
     /// SIPp inside `ns`, from `ip`, in `dir`.
-    fn sipp(&self, ns: &str, ip: Ipv4Addr, dir: &Path, args: &[String]) -> Command {
+    fn sipp(&self, ns: &str, ip: Ipv4Addr, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns, "sipp"])
             .args(args)
@@ -315,18 +315,18 @@ async fn calls_through_loss_and_jitter_complete_and_a_vanished_agents_caller_is_
             lab.caller,
             &dir,
             &[
-                sip.clone(),
-                "-sf".into(),
-                format!("{sipp_dir}/uac_dtmf.xml"),
-                "-m".into(),
-                "10".into(),
-                "-r".into(),
-                "2".into(),
-                "-l".into(),
-                "10".into(),
-                "-timeout".into(),
-                "90s".into(),
-                "-timeout_error".into(),
+                &sip,
+                "-sf",
+                &format!("{sipp_dir}/uac_dtmf.xml"),
+                "-m",
+                "10",
+                "-r",
+                "2",
+                "-l",
+                "10",
+                "-timeout",
+                "90s",
+                "-timeout_error",
             ],
         )
         .spawn()
@@ -366,25 +366,26 @@ async fn calls_through_loss_and_jitter_complete_and_a_vanished_agents_caller_is_
     // 2. Ana's phone (SIPp, behind the bad link too) registers, gets ready,
     //    and answers a caller of the software queue, both streaming audio.
     std::fs::write(dir.join("agents.csv"), "SEQUENTIAL\nana;ana-demo-1234\n").expect("csv");
+    let csv = dir.join("agents.csv").display().to_string();
     let agent = lab
         .sipp(
             &lab.agent_ns,
             lab.agent,
             &dir,
             &[
-                sip.clone(),
-                "-sf".into(),
-                format!("{sipp_dir}/bench_register.xml"),
-                "-oocsf".into(),
-                format!("{sipp_dir}/bench_agent_uas.xml"),
-                "-inf".into(),
-                dir.join("agents.csv").display().to_string(),
-                "-m".into(),
-                "1".into(),
-                "-p".into(),
-                "5260".into(),
-                "-mp".into(),
-                "26000".into(),
+                &sip,
+                "-sf",
+                &format!("{sipp_dir}/bench_register.xml"),
+                "-oocsf",
+                &format!("{sipp_dir}/bench_agent_uas.xml"),
+                "-inf",
+                &csv,
+                "-m",
+                "1",
+                "-p",
+                "5260",
+                "-mp",
+                "26000",
             ],
         )
         .spawn()
@@ -397,16 +398,16 @@ async fn calls_through_loss_and_jitter_complete_and_a_vanished_agents_caller_is_
             lab.caller,
             &dir,
             &[
-                sip.clone(),
-                "-sf".into(),
-                format!("{sipp_dir}/lossy_queue_caller.xml"),
-                "-m".into(),
-                "1".into(),
-                "-mp".into(),
-                "24000".into(),
-                "-timeout".into(),
-                "60s".into(),
-                "-timeout_error".into(),
+                &sip,
+                "-sf",
+                &format!("{sipp_dir}/lossy_queue_caller.xml"),
+                "-m",
+                "1",
+                "-mp",
+                "24000",
+                "-timeout",
+                "60s",
+                "-timeout_error",
             ],
         )
         .spawn()

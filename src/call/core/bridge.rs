@@ -54,6 +54,11 @@ impl CallCore {
         }
         self.ask_acd(AcdRequest::AgentLost);
         self.record_agent_lost();
+        self.back_to_queue();
+    }
+
+    /// Out of the bridge, waiting again: "transferring", then hold music.
+    fn back_to_queue(&mut self) {
         self.phase = Phase::Queued(Queued {
             offer: None,
             callback_asked: false,
@@ -203,14 +208,7 @@ impl CallCore {
         if let (TransferTarget::Queue(q), Some((_, p))) = (&t.to, &self.queue) {
             self.queue = Some((q.clone(), *p));
         }
-        self.phase = Phase::Queued(Queued {
-            offer: None,
-            callback_asked: false,
-        });
-        self.announced = false;
-        self.emit(CallAction::Unbridge);
-        self.play(vec!["transferring".into()]);
-        self.emit(CallAction::HoldMusic(true));
+        self.back_to_queue();
     }
 
     /// The ACD refused the transfer: the bridge stays, the REFER's NOTIFY
