@@ -1,7 +1,8 @@
 //! Per-message and per-packet costs on the hot paths: the SIP socket
 //! front's look at a request (before rsipstack parses it), the in-band DTMF
 //! detector on a 20 ms frame, RFC 4733 de-duplication, G.711 encoding and
-//! RTP framing of a prompt frame.
+//! RTP framing of a prompt frame, and the per-source limits every request
+//! and every new INVITE go through.
 //!
 //!   cargo bench --bench hot_paths
 
@@ -9,9 +10,12 @@ use centralita::media::dtmf::inband::InbandDetector;
 use centralita::media::dtmf::rfc4733::{Rfc4733Receiver, TelephoneEvent};
 use centralita::media::g711::Codec;
 use centralita::media::rtp::RtpStream;
+use centralita::sip::limits::{LimitsConfig, SourceLimits};
 use centralita::sip::raw;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Instant;
 
 const INVITE: &[u8] = b"INVITE sip:soporte@127.0.0.1:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5091;branch=z9hG4bK-1234-1-0;rport\r\n\
@@ -35,6 +39,33 @@ fn sip_front(c: &mut Criterion) {
     });
     c.bench_function("rsipstack: parse the same INVITE", |b| {
         b.iter(|| rsipstack::sip::SipMessage::try_from(black_box(INVITE)).expect("parse"))
+    });
+}
+
+/// The limits with 10,000 sources tracked (a busy public number).
+fn limits(c: &mut Criterion) {
+    let mut l = SourceLimits::new(LimitsConfig {
+        calls_per_source: 0,
+        ..LimitsConfig::default()
+    });
+    let t0 = Instant::now();
+    for i in 0..10_000u32 {
+        l.admit_invite(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), t0);
+    }
+    let mut n = 0u32;
+    c.bench_function("limits: is a source banned (10,000 tracked)", |b| {
+        b.iter(|| {
+            n = (n + 1) % 10_000;
+            l.is_banned(black_box(IpAddr::from((0x0a00_0000 + n).to_be_bytes())), t0)
+        })
+    });
+    let mut t = t0;
+    c.bench_function("limits: admit a new INVITE (10,000 tracked)", |b| {
+        b.iter(|| {
+            n = (n + 1) % 10_000;
+            t += std::time::Duration::from_micros(20);
+            l.admit_invite(black_box(IpAddr::from((0x0a00_0000 + n).to_be_bytes())), t)
+        })
     });
 }
 
@@ -74,5 +105,5 @@ fn media(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sip_front, media);
+criterion_group!(benches, sip_front, limits, media);
 criterion_main!(benches);
