@@ -191,23 +191,7 @@ bin_src=$bin
 cp "$bin" "$work/centralita"
 bin=$work/centralita
 
-# The pcap's PCMA payloads, concatenated, for SIPp's rtp_stream (as in
-# scripts/bridge_load.sh).
-python3 - "$pcap" "$work/bench_audio.alaw" <<'EOF'
-import struct, sys
-d = open(sys.argv[1], "rb").read()
-e = "<" if struct.unpack("<I", d[:4])[0] == 0xA1B2C3D4 else ">"
-link = struct.unpack(e + "I", d[20:24])[0]
-l2 = {1: 14, 113: 16}.get(link, 0)
-off, out = 24, bytearray()
-while off + 16 <= len(d):
-    n = struct.unpack(e + "I", d[off + 8:off + 12])[0]
-    p = d[off + 16:off + 16 + n][l2:]
-    off += 16 + n
-    rtp = p[(p[0] & 15) * 4 + 8:]
-    out += rtp[12 + 4 * (rtp[0] & 15):]
-open(sys.argv[2], "wb").write(out)
-EOF
+pcap_to_alaw "$pcap" "$work/bench_audio.alaw"
 
 # Config: the shipped one, as bridge_load.sh makes it (a trunk as large as
 # the load, no in-band DTMF, SIPp's User-Agent offered MD5), plus the

@@ -673,8 +673,9 @@ impl Front {
 
 /// The bytes to hand rsipstack: the message as it came if rsipstack can
 /// parse it and key its transaction, else the front's normalised rebuild
-/// (see [`raw::normalized`]) if that works, else a 400.
-fn for_stack<'a>(
+/// (see [`raw::normalized`]) if that works, else a 400. Public so that the
+/// `sip_front` fuzz target exercises this very function.
+pub fn for_stack<'a>(
     bytes: &'a [u8],
     msg: &raw::RawMessage<'_>,
 ) -> Result<std::borrow::Cow<'a, [u8]>, FrontError> {
