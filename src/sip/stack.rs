@@ -380,6 +380,30 @@ impl rsipstack::transport::transport_layer::DomainResolver for NoDns {
     }
 }
 
+/// The SIP port, UDP and TCP alike. With port 0 the system picks the UDP
+/// port, which a TCP socket (a client's connection, say) may already hold:
+/// then another port is tried, a bounded number of times.
+async fn bind_udp_and_tcp(
+    listen: SocketAddr,
+) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let socket = tokio::net::UdpSocket::bind(listen).await?;
+        let local_addr = socket.local_addr()?;
+        match tokio::net::TcpListener::bind(local_addr).await {
+            Ok(tcp) => return Ok((socket, tcp)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < 32 =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl SipStack {
     /// Bind the SIP port and start the front, rsipstack and the adapter.
     pub async fn start(
@@ -390,7 +414,7 @@ impl SipStack {
         accounts: Arc<Accounts>,
         cancel: CancellationToken,
     ) -> std::io::Result<SipStack> {
-        let socket = tokio::net::UdpSocket::bind(listen).await?;
+        let (socket, tcp) = bind_udp_and_tcp(listen).await?;
         let local_addr = socket.local_addr()?;
         let via_from_route = opts.advertise.is_none() && local_addr.ip().is_unspecified();
         let (front, front_socket) = Front::new(
@@ -440,7 +464,6 @@ impl SipStack {
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         front.attach(endpoint.inner.clone());
 
-        let tcp = tokio::net::TcpListener::bind(local_addr).await?;
         tokio::spawn(Arc::clone(&front).run_tcp(tcp, endpoint.inner.clone(), stack_cancel.clone()));
         tokio::spawn(Arc::clone(&front).run_udp(stack_cancel.clone()));
         tokio::spawn(async move { endpoint.serve().await });
