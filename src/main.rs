@@ -318,6 +318,17 @@ fn run_inner(path: &std::path::Path, args: &RunArgs) -> anyhow::Result<()> {
             );
         }
     };
+    // Each call holds a few sockets: the soft limit on open files (often
+    // 1,024) would cap the controller at a few hundred calls; the hard one
+    // is the operator's word.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 4096 => tracing::warn!(
+            limit = n,
+            "few file descriptors allowed: each call holds a few (raise ulimit -n)"
+        ),
+        Ok(n) => tracing::info!(limit = n, "open files allowed"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -199,6 +199,9 @@ pub struct Metrics {
     pub limits_hit: IntCounterVec,
     /// SIP datagrams read by the socket front, waiting for the stack.
     pub sip_backlog: IntGauge,
+    /// File descriptors open, and the limit (`RLIMIT_NOFILE`, soft).
+    pub open_fds: IntGauge,
+    pub max_fds: IntGauge,
     // --- Media
     pub rtp_packets_sent: IntCounter,
     pub rtp_packets_received: IntCounter,
@@ -768,6 +771,16 @@ impl Metrics {
             "centralita_sip_backlog",
             "SIP datagrams read from the socket and not yet taken by the SIP stack (overload above 512)",
         );
+        let open_fds = gauge(
+            &registry,
+            "centralita_open_fds",
+            "File descriptors the controller has open, counted every second (overload above 90 % of centralita_max_fds)",
+        );
+        let max_fds = gauge(
+            &registry,
+            "centralita_max_fds",
+            "The controller's limit of open file descriptors (RLIMIT_NOFILE, soft; raised to the hard limit at start)",
+        );
         let runtime_lag = prometheus::Gauge::new(
             "centralita_runtime_lag_seconds",
             "How late the async runtime wakes a 10 ms timer, averaged (overload when above 0.04)",
@@ -927,6 +940,8 @@ impl Metrics {
             overloaded,
             runtime_lag,
             sip_backlog,
+            open_fds,
+            max_fds,
             queue_longest_wait,
             queue_service_level,
             queue_answered_window,

@@ -10,8 +10,12 @@
 //! woken; the lag, averaged, entering above [`LagDetector::ENTER`] marks the
 //! controller overloaded until it falls below [`LagDetector::LEAVE`]), or
 //! the SIP stack falling behind the socket (more than [`SIP_BACKLOG_HIGH`]
-//! datagrams read and not yet taken). Agents' feature codes and requests
-//! within calls are never refused for load.
+//! datagrams read and not yet taken), or the process running out of file
+//! descriptors (each call holds a few sockets: past [`FdHeadroom::ENTER`]
+//! of `RLIMIT_NOFILE` in use, sampled every [`FD_EVERY`], new callers are
+//! refused until under [`FdHeadroom::LEAVE`], rather than answered and then
+//! failing to open their media). Agents' feature codes and requests within
+//! calls are never refused for load.
 //!
 //! This softens overload, it does not remove it: past its capacity the
 //! machine still loses SIP datagrams in the kernel before either sign shows
@@ -58,6 +62,43 @@ impl LagDetector {
     }
 }
 
+/// How often the open file descriptors are counted (`/proc/self/fd`).
+pub const FD_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the file descriptors in use leave room for new calls, with
+/// hysteresis.
+#[derive(Debug, Clone, Default)]
+pub struct FdHeadroom {
+    short: bool,
+}
+
+impl FdHeadroom {
+    /// Share of the limit in use (percent) above which new calls are refused.
+    pub const ENTER: u64 = 90;
+    /// Share below which they are taken again.
+    pub const LEAVE: u64 = 80;
+
+    /// One count: `open` descriptors of `limit`. Whether room is short now.
+    pub fn on_sample(&mut self, open: u64, limit: u64) -> bool {
+        if limit == 0 {
+            self.short = false;
+            return false;
+        }
+        let pct = open.saturating_mul(100) / limit;
+        if self.short && pct < Self::LEAVE {
+            self.short = false;
+        } else if !self.short && pct > Self::ENTER {
+            self.short = true;
+        }
+        self.short
+    }
+}
+
+/// Open file descriptors of this process, where `/proc` tells.
+fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
 /// SIP datagrams read but not yet taken by the SIP stack above which the
 /// stack is behind (the queue holds 4,096).
 pub const SIP_BACKLOG_HIGH: usize = 512;
@@ -68,6 +109,8 @@ pub const SIP_BACKLOG_HIGH: usize = 512;
 #[derive(Debug, Default)]
 pub struct Overload {
     measured: AtomicBool,
+    /// File descriptors nearly all in use.
+    fds_short: AtomicBool,
     forced: AtomicBool,
     draining: AtomicBool,
     /// SIP datagrams waiting for the stack, as the socket front last saw.
@@ -77,6 +120,7 @@ pub struct Overload {
 impl Overload {
     pub fn is_overloaded(&self) -> bool {
         self.measured.load(Ordering::Relaxed)
+            || self.fds_short.load(Ordering::Relaxed)
             || self.forced.load(Ordering::Relaxed)
             || self.sip_backlog.load(Ordering::Relaxed) > SIP_BACKLOG_HIGH
     }
@@ -106,6 +150,15 @@ impl Overload {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut detector = LagDetector::default();
+            let mut fds = FdHeadroom::default();
+            let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+                .filter(|l| *l > 0 && *l != rlimit::INFINITY);
+            if let Some(l) = fd_limit {
+                metrics.max_fds.set(i64::try_from(l).unwrap_or(i64::MAX));
+            }
+            let mut next_fd_count = tokio::time::Instant::now();
             loop {
                 let due = tokio::time::Instant::now() + TICK;
                 tokio::select! {
@@ -127,6 +180,31 @@ impl Overload {
                     );
                 }
                 this.measured.store(now, Ordering::Relaxed);
+                if let (Some(limit), true) =
+                    (fd_limit, tokio::time::Instant::now() >= next_fd_count)
+                {
+                    next_fd_count = tokio::time::Instant::now() + FD_EVERY;
+                    if let Some(open) = open_fds() {
+                        metrics
+                            .open_fds
+                            .set(i64::try_from(open).unwrap_or(i64::MAX));
+                        let was = this.fds_short.load(Ordering::Relaxed);
+                        let short = fds.on_sample(open, limit);
+                        if short != was {
+                            tracing::warn!(
+                                open,
+                                limit,
+                                "{}",
+                                if short {
+                                    "file descriptors nearly all in use: new calls are refused with 503"
+                                } else {
+                                    "file descriptors available again: new calls are taken"
+                                }
+                            );
+                        }
+                        this.fds_short.store(short, Ordering::Relaxed);
+                    }
+                }
                 metrics.overloaded.set(i64::from(this.is_overloaded()));
                 metrics
                     .sip_backlog
@@ -161,6 +239,20 @@ mod tests {
         // ...until the lag is low again.
         assert!(!feed(&mut d, 1, 40));
         assert!(d.lag() < LagDetector::LEAVE);
+    }
+
+    #[test]
+    fn new_calls_wait_for_file_descriptors_with_hysteresis() {
+        let mut f = FdHeadroom::default();
+        assert!(!f.on_sample(100, 1024));
+        assert!(!f.on_sample(921, 1024), "90 % is still room");
+        assert!(f.on_sample(932, 1024), "past 90 %");
+        assert!(
+            f.on_sample(830, 1024),
+            "between the thresholds: still short"
+        );
+        assert!(!f.on_sample(818, 1024), "under 80 %");
+        assert!(!f.on_sample(5, 0), "a zero limit is no reason to refuse");
     }
 
     #[test]
