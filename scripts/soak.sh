@@ -20,6 +20,9 @@
 # - prompt streams (load.sh concurrent: ~3,100 at p99 < 25 ms, half 1,550):
 #   IVR callers hear ~6 s of prompts, callback callers ~11 s, abandoning
 #   ones 2 s of announcements and music: ~1,000 streams at 300 callers/s.
+# Measured since (docs/RELIABILITY.md, "Soak"): with every SIPp on the same
+# two cores the soak's mix saturates this machine below 300/s (SIPp placed
+# 229/s, the rest refused 503); RATE=110 passes. Use RATE to fit the machine.
 # Agents: AGENTS = RATE x 6.5 + 20 (1,970 at 300/s), each busy ~4.5 s per
 # answer (talk + WRAPUP 2 s): about 70 % occupied, so queues stay short and
 # no caller waits long enough to race the scenarios' timers.
