@@ -27,10 +27,7 @@ fn front_datagram(data: &[u8]) -> Result<(), FrontError> {
                 detail,
             } = &e
             {
-                let extra = raw::refusal_headers(*status, detail);
-                let extra: Vec<(&str, &str)> =
-                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let resp = raw::build_response(&msg, *status, reason, &extra);
+                let resp = raw::build_refusal(&msg, *status, reason, detail);
                 let back = raw::split(&resp, true).expect("own response splits");
                 assert!(matches!(back.start, StartLine::Response { .. }));
             }

@@ -73,10 +73,7 @@ fn examine(framed: &[u8], msg: &RawMessage<'_>, scanners: &[String]) {
                     if method == "ACK" {
                         return;
                     }
-                    let extra = raw::refusal_headers(status, &detail);
-                    let extra: Vec<(&str, &str)> =
-                        extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    let resp = raw::build_response(msg, status, reason, &extra);
+                    let resp = raw::build_refusal(msg, status, reason, &detail);
                     // `count_out` splits every response the front sends.
                     let _ = raw::split(&resp, true);
                 }

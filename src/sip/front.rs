@@ -367,10 +367,7 @@ impl Front {
                             return Verdict::Drop;
                         }
                         tracing::debug!(%src, status, detail = %crate::text::Untrusted(&detail), "refused request");
-                        let extra = raw::refusal_headers(status, &detail);
-                        let extra: Vec<(&str, &str)> =
-                            extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                        let mut resp = raw::build_response(msg, status, reason, &extra);
+                        let mut resp = raw::build_refusal(msg, status, reason, &detail);
                         add_received(&mut resp, src);
                         self.metrics
                             .sip_refused

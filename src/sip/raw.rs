@@ -685,13 +685,20 @@ fn stateless_tag(msg: &RawMessage<'_>) -> String {
     format!("{:x}", h & 0xffff_ffff_ffff)
 }
 
-/// Extra headers that go with a front refusal.
-pub fn refusal_headers(status: u16, detail: &str) -> Vec<(&'static str, String)> {
-    match status {
-        405 | 501 => vec![("Allow", ALLOW.to_string())],
-        420 => vec![("Unsupported", detail.to_string())],
-        _ => vec![],
-    }
+/// The front's stateless answer to a request it refuses
+/// ([`FrontError::Refuse`]), with the headers that go with the status
+/// (`Allow` for 405 and 501, `Unsupported` for 420).
+pub fn build_refusal(msg: &RawMessage<'_>, status: u16, reason: &str, detail: &str) -> Vec<u8> {
+    let allow;
+    let extra: &[(&str, &str)] = match status {
+        405 | 501 => {
+            allow = ALLOW.to_string();
+            &[("Allow", &allow)]
+        }
+        420 => &[("Unsupported", detail)],
+        _ => &[],
+    };
+    build_response(msg, status, reason, extra)
 }
 
 #[cfg(test)]
